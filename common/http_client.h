@@ -5,7 +5,10 @@
  * Used by libparley, the CLI and the tests. One struct http_client is one connection
  * (keep-alive; reconnects transparently when the server closed an idle connection).
  * Blocking with timeouts (poll); not thread-safe: one owner thread per client.
- * http_client_fd() + the *_nb calls give a non-blocking mode for event loops.
+ * For event loops: ws_client_fd() + ws_client_recv(..., 0, ...) poll a WebSocket without
+ * waiting (see ws_client_pending() for bytes already buffered by TLS).
+ * Implementation: http_client.c (HTTP), ws_client.c (WebSocket), tls_client.c (the
+ * TCP/TLS stream under both).
  */
 #ifndef PARLEY_HTTP_CLIENT_H
 #define PARLEY_HTTP_CLIENT_H
@@ -36,9 +39,17 @@ struct http_response {
 PARLEY_WUR enum parley_err http_client_new(const struct http_client_config *cfg,
                                            struct http_client **out);
 void http_client_free(struct http_client *c);
+/* Change the per-request timeout (0 = 30000 ms). */
+void http_client_set_timeout(struct http_client *c, uint32_t timeout_ms);
+/* Text describing the last failure of a call on c (connect/TLS/timeout detail), "" when
+ * the last call succeeded. Valid until the next call on c. */
+const char *http_client_error(const struct http_client *c);
 
-/* One request/response. headers: NULL or "Name: value\r\n..." lines (Host,
- * Content-Length are added). resp is initialised by the call; release it with
+/* One request/response. path starts with '/' (the URL's path prefix is prepended).
+ * headers: NULL or "Name: value\r\n..." lines (Host, Content-Length are added;
+ * malformed lines give PARLEY_ERR_INVAL). A response over max_response is
+ * PARLEY_ERR_LIMIT; a malformed one PARLEY_ERR_PROTO. The request bytes are wiped after
+ * sending (they may carry a token). resp is initialised by the call; release it with
  * http_response_cleanup, also on error. Network failures give PARLEY_ERR_IO/TIMEOUT;
  * any HTTP status (including 4xx/5xx) is PARLEY_OK with resp->status set. */
 PARLEY_WUR enum parley_err http_client_request(struct http_client *c, const char *method,
@@ -68,6 +79,11 @@ PARLEY_WUR enum parley_err ws_client_send(struct ws_client *ws, bool binary, con
 PARLEY_WUR enum parley_err ws_client_recv(struct ws_client *ws, uint32_t timeout_ms,
                                           bool *binary, struct buf *msg,
                                           uint16_t *close_code);
+/* True when ws_client_recv() could make progress without waiting on the socket
+ * (messages queued or TLS-buffered bytes): poll() on the fd alone would miss those. */
+bool ws_client_pending(const struct ws_client *ws);
+/* Text describing the last failure on ws ("" when none). */
+const char *ws_client_error(const struct ws_client *ws);
 /* Send a close frame and wait briefly for the answer. */
 void ws_client_close(struct ws_client *ws, uint16_t code);
 void ws_client_free(struct ws_client *ws);

@@ -57,5 +57,7 @@ PARLEY_WUR enum parley_err config_load(struct config *cfg, int argc, char **argv
 void config_print_help(FILE *out, const char *prog);
 /* Print an example config file (every key, its default and help as comments). */
 void config_print_example(FILE *out);
+/* true for "debug", "info", "warn", "error". */
+bool log_level_valid(const char *s);
 
 #endif

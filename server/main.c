@@ -1,9 +1,167 @@
-/* main.c — parleyd entry point (being built: config, store, routes, signals). */
+/*
+ * main.c — parleyd: load the configuration, open the data directory (master key,
+ * store), register every route, start the I/O threads, and wait for SIGINT/SIGTERM to
+ * shut down gracefully (stop accepting, finish in-flight requests, close the store).
+ *
+ * Signals are blocked in every thread and taken synchronously here with sigwait, so no
+ * handler runs inside a loop thread.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <signal.h>
 #include <stdio.h>
-#include "parley/version.h"
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "api/accounts.h"
+#include "api/ops.h"
+#include "api/web.h"
+#include "app.h"
+#include "clock.h"
+#include "config.h"
+#include "file_util.h"
+#include "http_server.h"
+#include "log.h"
+#include "master_key.h"
+#include "metrics.h"
+#include "parley/version.h"
+#include "ratelimit.h"
+#include "store/store.h"
+
+#ifndef PARLEY_WEB_DIR
+#define PARLEY_WEB_DIR "web"
+#endif
+
+static bool is_loopback(const char *host)
 {
-    printf("parleyd %s\n", PARLEY_VERSION_STRING);
-    return 0;
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+}
+
+static void observe(const struct http_request *req, int status, uint64_t latency_us, void *ctx)
+{
+    struct app *app = ctx;
+    metrics_record(app->metrics, req ? req->route : NULL, status, latency_us);
+}
+
+static enum parley_err make_limiters(struct app *app, const struct config *cfg)
+{
+    enum parley_err rc;
+    if ((rc = ratelimit_new(cfg->rl_login_account_per_min, 60, 100000, &app->rl_login_account)))
+        return rc;
+    if ((rc = ratelimit_new(cfg->rl_login_ip_per_min, 60, 100000, &app->rl_login_ip)))
+        return rc;
+    return ratelimit_new(cfg->rl_register_ip_per_hour, 3600, 100000, &app->rl_register_ip);
+}
+
+static enum parley_err register_routes(struct http_server *srv, struct app *app,
+                                       const struct config *cfg)
+{
+    enum parley_err rc;
+    if ((rc = ops_register_routes(srv, app)))
+        return rc;
+    if ((rc = accounts_register_routes(srv, app)))
+        return rc;
+    return web_register_routes(srv, cfg->web_root[0] ? cfg->web_root : PARLEY_WEB_DIR);
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct app app;
+    struct http_server *srv = NULL;
+    unsigned char *master_key = NULL;
+    int status = 1;
+    bool help = false;
+
+    memset(&app, 0, sizeof app);
+    if (config_load(&cfg, argc, argv, stderr, &help) != PARLEY_OK)
+        return 2;
+    if (help)
+        return 0;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "parleyd: libsodium failed to initialise\n");
+        return 1;
+    }
+    log_init((enum log_level)log_level_parse(cfg.log_level), 2);
+    clock_set_offset_s(cfg.clock_offset_s);
+
+    if (!is_loopback(cfg.listen_host) && !cfg.tls_cert[0] && !cfg.insecure_behind_proxy) {
+        fprintf(stderr, "parleyd: refusing plain HTTP on %s: give tls_cert/tls_key, or "
+                        "--insecure-behind-proxy when a TLS proxy terminates connections\n",
+                cfg.listen_host);
+        return 2;
+    }
+
+    /* Signals: block everywhere (threads inherit the mask), wait for them below. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (file_mkdirs(cfg.data_dir, 0700) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot create data directory %s\n", cfg.data_dir);
+        goto out;
+    }
+    if (master_key_load(cfg.data_dir, stderr, &master_key) != PARLEY_OK)
+        goto out;
+
+    char db_path[PATH_MAX];
+    if (snprintf(db_path, sizeof db_path, "%s/parley.db", cfg.data_dir) >= (int)sizeof db_path) {
+        fprintf(stderr, "parleyd: data directory path too long\n");
+        goto out;
+    }
+    app.cfg = &cfg;
+    if (store_open_sqlite(db_path, &app.store) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot open the store %s\n", db_path);
+        goto out;
+    }
+    if (metrics_new(&app.metrics) != PARLEY_OK || make_limiters(&app, &cfg) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: out of memory\n");
+        goto out;
+    }
+
+    struct http_server_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.host = cfg.listen_host;
+    hc.port = cfg.listen_port;
+    hc.threads = cfg.threads;
+    hc.tls_cert_file = cfg.tls_cert[0] ? cfg.tls_cert : NULL;
+    hc.tls_key_file = cfg.tls_key[0] ? cfg.tls_key : NULL;
+    hc.limits.max_body = cfg.max_body;
+    hc.limits.request_timeout_ms = cfg.request_timeout_ms;
+    hc.limits.idle_timeout_ms = cfg.idle_timeout_ms;
+    if (http_server_new(&hc, &srv) != PARLEY_OK || register_routes(srv, &app, &cfg) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot set up the HTTP server\n");
+        goto out;
+    }
+    http_server_set_observer(srv, observe, &app);
+    if (http_server_start(srv) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot listen on %s\n", cfg.listen);
+        goto out;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)http_server_port(srv));
+    log_event(LOG_INFO, "listening", "host", cfg.listen_host, "port", port, "version",
+              PARLEY_VERSION_STRING, "tls", cfg.tls_cert[0] ? "on" : "off", NULL);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_event(LOG_INFO, "shutdown", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    http_server_stop(srv, cfg.shutdown_grace_ms);
+    status = 0;
+out:
+    http_server_free(srv);
+    ratelimit_free(app.rl_register_ip);
+    ratelimit_free(app.rl_login_ip);
+    ratelimit_free(app.rl_login_account);
+    metrics_free(app.metrics);
+    if (app.store)
+        store_close(app.store);
+    master_key_free(master_key);
+    if (status == 0)
+        log_event(LOG_INFO, "stopped", NULL);
+    return status;
 }

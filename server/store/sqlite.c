@@ -1,0 +1,989 @@
+/*
+ * sqlite.c — the SQLite backend of the store (the embedded default).
+ *
+ * Durability and deletion: WAL journal, synchronous=FULL (a commit is on disk before
+ * the call returns: acknowledgements will rely on it), secure_delete=ON (deleted rows are
+ * overwritten, not left in free pages), foreign_keys=ON. The database file is created
+ * with mode 0600 (SQLite gives its -wal and -shm files the database file's mode).
+ *
+ * Threads: the store owns a small pool of connections (POOL_SIZE). Each operation
+ * borrows one connection for its duration (waiting on a condition variable when all are
+ * busy), so a connection is only ever used by one thread at a time and is opened with
+ * SQLITE_OPEN_NOMUTEX. WAL lets readers run beside the one writer; write transactions
+ * start with BEGIN IMMEDIATE so they queue on the busy handler (busy_timeout) instead of
+ * failing on a read-to-write upgrade. Prepared statements are cached per connection.
+ *
+ * Personal profile fields (name, dob, region, gender) are bound and read only by
+ * profile_bind() and profile_read(): the one place where per-account encryption goes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "migrations.h"
+#include "store.h"
+
+#define POOL_SIZE 8
+#define BUSY_TIMEOUT_MS 10000
+#define TOUCH_INTERVAL_S 60
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_USER_INSERT,
+    ST_USER_BY_ID,
+    ST_USER_BY_NAME,
+    ST_USER_UPDATE,
+    ST_USER_EXISTS,
+    ST_SESS_DEL_EXPIRED_USER,
+    ST_DEV_DEL_ORPHANS_USER,
+    ST_DEV_COUNT,
+    ST_DEV_INSERT,
+    ST_SESS_INSERT,
+    ST_SESS_LOOKUP,
+    ST_DEV_TOUCH,
+    ST_SESS_DEVICE,
+    ST_SESS_DELETE,
+    ST_DEV_DEL_IF_EMPTY,
+    ST_SESS_PURGE,
+    ST_DEV_DEL_ORPHANS_ALL,
+    ST_DEV_LIST,
+    ST_SESS_DEL_DEVICE,
+    ST_DEV_DELETE,
+    ST__COUNT
+};
+
+#define USER_COLS                                                                                  \
+    "id, username, name, dob, region, gender, password_hash, parental_consent_required, "          \
+    "created_at"
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [ST_USER_BY_ID] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
+    [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
+    [ST_USER_UPDATE] = "UPDATE users SET username = ?2, name = ?3, dob = ?4, region = ?5, "
+                       "gender = ?6, password_hash = ?7, parental_consent_required = ?8, "
+                       "created_at = ?9 WHERE id = ?1",
+    [ST_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
+    [ST_SESS_DEL_EXPIRED_USER] = "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2",
+    [ST_DEV_DEL_ORPHANS_USER] = "DELETE FROM devices WHERE user_id = ?1 AND NOT EXISTS "
+                                "(SELECT 1 FROM sessions s WHERE s.device_id = devices.id)",
+    [ST_DEV_COUNT] = "SELECT count(*) FROM devices WHERE user_id = ?1",
+    [ST_DEV_INSERT] = "INSERT INTO devices (id, user_id, name, created_at, last_seen) "
+                      "VALUES (?1, ?2, ?3, ?4, ?4)",
+    [ST_SESS_INSERT] = "INSERT INTO sessions (token_hash, user_id, device_id, created_at, "
+                       "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_SESS_LOOKUP] = "SELECT s.user_id, s.device_id, s.expires_at, d.last_seen "
+                       "FROM sessions s JOIN devices d ON d.id = s.device_id "
+                       "WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+    [ST_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1 AND last_seen <= ?3",
+    [ST_SESS_DEVICE] = "SELECT device_id FROM sessions WHERE token_hash = ?1",
+    [ST_SESS_DELETE] = "DELETE FROM sessions WHERE token_hash = ?1",
+    [ST_DEV_DEL_IF_EMPTY] = "DELETE FROM devices WHERE id = ?1 AND NOT EXISTS "
+                            "(SELECT 1 FROM sessions s WHERE s.device_id = ?1)",
+    [ST_SESS_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
+    [ST_DEV_DEL_ORPHANS_ALL] = "DELETE FROM devices WHERE NOT EXISTS "
+                               "(SELECT 1 FROM sessions s WHERE s.device_id = devices.id)",
+    [ST_DEV_LIST] = "SELECT id, name, created_at, last_seen FROM devices WHERE user_id = ?1 "
+                    "ORDER BY created_at, id",
+    [ST_SESS_DEL_DEVICE] = "DELETE FROM sessions WHERE device_id = ?1 AND user_id = ?2",
+    [ST_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1 AND user_id = ?2",
+};
+
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+struct sq_store {
+    struct store base; /* first: struct store * <-> struct sq_store * */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_inited;
+    struct conn conns[POOL_SIZE];
+    bool busy[POOL_SIZE];
+};
+
+static struct sq_store *sq(struct store *s)
+{
+    return (struct sq_store *)s;
+}
+
+/* ---- connection pool ---- */
+
+static struct conn *conn_get(struct sq_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (size_t i = 0; i < POOL_SIZE; i++) {
+            if (!s->busy[i]) {
+                s->busy[i] = true;
+                pthread_mutex_unlock(&s->mu);
+                return &s->conns[i];
+            }
+        }
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+}
+
+static void conn_put(struct sq_store *s, struct conn *c)
+{
+    size_t i = (size_t)(c - s->conns);
+    pthread_mutex_lock(&s->mu);
+    s->busy[i] = false;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- errors ---- */
+
+static enum parley_err sq_err(struct conn *c, int rc, const char *what)
+{
+    int primary = rc & 0xff;
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return PARLEY_ERR_EXISTS;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return PARLEY_ERR_NOTFOUND;
+    if (primary == SQLITE_NOMEM)
+        return PARLEY_ERR_NOMEM;
+    /* SQLite's messages name tables and columns, never values: safe to log (P24). */
+    log_event(LOG_ERROR, "store_error", "op", what, "sqlite", sqlite3_errstr(rc), "detail",
+              c && c->db ? sqlite3_errmsg(c->db) : "", NULL);
+    return PARLEY_ERR_STORE;
+}
+
+/* A cached, reset statement with no bindings. */
+static enum parley_err stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
+{
+    if (!c->st[id]) {
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            c->st[id] = NULL;
+            return sq_err(c, rc, "prepare");
+        }
+    }
+    *out = c->st[id];
+    return PARLEY_OK;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+/* Run a statement that returns no rows (bindings already made); resets it. */
+static enum parley_err step_done(struct conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return sq_err(c, rc, what);
+    return PARLEY_OK;
+}
+
+static enum parley_err tx(struct conn *c, enum stmt_id id)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    return step_done(c, st, id == ST_BEGIN ? "begin" : id == ST_COMMIT ? "commit" : "rollback");
+}
+
+static void rollback(struct conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        (void)!tx(c, ST_ROLLBACK);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* NULL when s is empty: optional fields are NULL in the database, "" in C. */
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (!s || !s[0])
+        return sqlite3_bind_null(st, i);
+    return bind_text(st, i, s);
+}
+
+/* Copy a text column into dst (cap bytes including the NUL). false if it does not fit
+ * (a corrupt row: the API never writes such a value). */
+static bool col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!t) {
+        dst[0] = '\0';
+        return true;
+    }
+    if (n >= cap)
+        return false;
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/* ---- personal fields: the one place they cross the database boundary ---- */
+
+/* Bind a user row to ?1..?9 in USER_COLS order. */
+static int profile_bind(sqlite3_stmt *st, const struct store_user *u)
+{
+    int rc = bind_text(st, 1, u->id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 2, u->username);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 3, u->name);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 4, u->dob);
+    if (rc == SQLITE_OK)
+        rc = bind_opt_text(st, 5, u->region);
+    if (rc == SQLITE_OK)
+        rc = bind_opt_text(st, 6, u->gender);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 7, u->password_hash);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 8, u->parental_consent_required ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 9, u->created_at);
+    return rc;
+}
+
+/* Read a row selected with USER_COLS. */
+static bool profile_read(sqlite3_stmt *st, struct store_user *u)
+{
+    memset(u, 0, sizeof *u);
+    bool ok = col_text(st, 0, u->id, sizeof u->id) &&
+              col_text(st, 1, u->username, sizeof u->username) &&
+              col_text(st, 2, u->name, sizeof u->name) && col_text(st, 3, u->dob, sizeof u->dob) &&
+              col_text(st, 4, u->region, sizeof u->region) &&
+              col_text(st, 5, u->gender, sizeof u->gender) &&
+              col_text(st, 6, u->password_hash, sizeof u->password_hash);
+    u->parental_consent_required = sqlite3_column_int(st, 7) != 0;
+    u->created_at = sqlite3_column_int64(st, 8);
+    return ok;
+}
+
+/* ---- users ---- */
+
+static enum parley_err sq_user_create(struct store *s, const struct store_user *u)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_USER_INSERT, &st);
+    if (err)
+        goto out;
+    int rc = profile_bind(st, u);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "user_create");
+        goto out;
+    }
+    err = step_done(c, st, "user_create");
+out:
+    conn_put(sq(s), c);
+    return err;
+}
+
+/* With c borrowed: select the user by id (ST_USER_BY_ID) or username (ST_USER_BY_NAME). */
+static enum parley_err user_get(struct conn *c, enum stmt_id id, const char *key,
+                                struct store_user *out)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    int rc = bind_text(st, 1, key);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        err = profile_read(st, out) ? PARLEY_OK : PARLEY_ERR_STORE;
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ERR_NOTFOUND;
+    } else {
+        err = sq_err(c, rc, "user_get");
+    }
+    stmt_done(st);
+    return err;
+}
+
+static enum parley_err sq_user_get_by_id(struct store *s, const char *id, struct store_user *out)
+{
+    struct conn *c = conn_get(sq(s));
+    enum parley_err err = user_get(c, ST_USER_BY_ID, id, out);
+    conn_put(sq(s), c);
+    return err;
+}
+
+static enum parley_err sq_user_get_by_username(struct store *s, const char *username,
+                                               struct store_user *out)
+{
+    struct conn *c = conn_get(sq(s));
+    enum parley_err err = user_get(c, ST_USER_BY_NAME, username, out);
+    conn_put(sq(s), c);
+    return err;
+}
+
+static enum parley_err sq_user_update_profile(struct store *s, const char *id,
+                                              const struct store_profile_patch *p,
+                                              struct store_user *out)
+{
+    struct conn *c = conn_get(sq(s));
+    struct store_user u;
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = tx(c, ST_BEGIN);
+    if (err)
+        goto out;
+    err = user_get(c, ST_USER_BY_ID, id, &u);
+    if (err)
+        goto out;
+    if (p->fields & STORE_PATCH_NAME)
+        snprintf(u.name, sizeof u.name, "%s", p->name);
+    if (p->fields & STORE_PATCH_REGION)
+        snprintf(u.region, sizeof u.region, "%s", p->region);
+    if (p->fields & STORE_PATCH_GENDER)
+        snprintf(u.gender, sizeof u.gender, "%s", p->gender);
+    if (p->fields & STORE_PATCH_CONSENT)
+        u.parental_consent_required = true;
+    err = stmt(c, ST_USER_UPDATE, &st);
+    if (err)
+        goto out;
+    int rc = profile_bind(st, &u);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "user_update");
+        goto out;
+    }
+    err = step_done(c, st, "user_update");
+    if (err)
+        goto out;
+    err = tx(c, ST_COMMIT);
+    if (err == PARLEY_OK && out)
+        *out = u;
+out:
+    if (err)
+        rollback(c);
+    memset(&u, 0, sizeof u); /* keep personal data (and the hash) short-lived */
+    conn_put(sq(s), c);
+    return err;
+}
+
+/* ---- sessions ---- */
+
+static enum parley_err exec_user_now(struct conn *c, enum stmt_id id, const char *user_id,
+                                     int64_t now, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    int rc = bind_text(st, 1, user_id);
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        return sq_err(c, rc, what);
+    }
+    return step_done(c, st, what);
+}
+
+static enum parley_err sq_session_create(struct store *s, const struct store_session_new *in,
+                                         char device_id_out[STORE_ID_LEN + 1])
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    char dev[STORE_ID_LEN + 1];
+    int rc;
+    enum parley_err err = tx(c, ST_BEGIN);
+    if (err)
+        goto out;
+
+    /* The user must exist (the foreign key would say so too, but later). */
+    err = stmt(c, ST_USER_EXISTS, &st);
+    if (err)
+        goto out;
+    rc = bind_text(st, 1, in->user_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    stmt_done(st);
+    if (rc == SQLITE_DONE) {
+        err = PARLEY_ERR_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        err = sq_err(c, rc, "session_create");
+        goto out;
+    }
+
+    /* Expired logins do not count against the limit: sweep them first. */
+    err = exec_user_now(c, ST_SESS_DEL_EXPIRED_USER, in->user_id, in->now, "session_sweep");
+    if (err)
+        goto out;
+    err = exec_user_now(c, ST_DEV_DEL_ORPHANS_USER, in->user_id, 0, "device_sweep");
+    if (err)
+        goto out;
+
+    err = stmt(c, ST_DEV_COUNT, &st);
+    if (err)
+        goto out;
+    rc = bind_text(st, 1, in->user_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        stmt_done(st);
+        err = sq_err(c, rc, "device_count");
+        goto out;
+    }
+    int64_t n = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    if (n >= (int64_t)in->max_devices) {
+        err = PARLEY_ERR_LIMIT;
+        goto out;
+    }
+
+    store_id_new(dev);
+    err = stmt(c, ST_DEV_INSERT, &st);
+    if (err)
+        goto out;
+    rc = bind_text(st, 1, dev);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 2, in->user_id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 3, in->device_name ? in->device_name : "");
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, in->now);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "device_insert");
+        goto out;
+    }
+    err = step_done(c, st, "device_insert");
+    if (err)
+        goto out;
+
+    err = stmt(c, ST_SESS_INSERT, &st);
+    if (err)
+        goto out;
+    rc = sqlite3_bind_blob(st, 1, in->token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 2, in->user_id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 3, dev);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, in->now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, in->expires_at);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "session_insert");
+        goto out;
+    }
+    err = step_done(c, st, "session_insert");
+    if (err)
+        goto out;
+    err = tx(c, ST_COMMIT);
+    if (err == PARLEY_OK)
+        memcpy(device_id_out, dev, sizeof dev);
+out:
+    if (err)
+        rollback(c);
+    conn_put(sq(s), c);
+    return err;
+}
+
+static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_hash, int64_t now,
+                                         struct store_session *out)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    struct store_session r;
+    int64_t last_seen = 0;
+    memset(&r, 0, sizeof r);
+    enum parley_err err = stmt(c, ST_SESS_LOOKUP, &st);
+    if (err)
+        goto out;
+    int rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (!col_text(st, 0, r.user_id, sizeof r.user_id) ||
+            !col_text(st, 1, r.device_id, sizeof r.device_id))
+            err = PARLEY_ERR_STORE;
+        r.expires_at = sqlite3_column_int64(st, 2);
+        last_seen = sqlite3_column_int64(st, 3);
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ERR_NOTFOUND;
+    } else {
+        err = sq_err(c, rc, "session_lookup");
+    }
+    stmt_done(st);
+    if (err)
+        goto out;
+
+    if (now - last_seen >= TOUCH_INTERVAL_S) {
+        err = stmt(c, ST_DEV_TOUCH, &st);
+        if (err)
+            goto out;
+        rc = bind_text(st, 1, r.device_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, now);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 3, now - TOUCH_INTERVAL_S);
+        if (rc != SQLITE_OK) {
+            stmt_done(st);
+            err = sq_err(c, rc, "device_touch");
+            goto out;
+        }
+        err = step_done(c, st, "device_touch");
+        if (err)
+            goto out;
+    }
+    *out = r;
+out:
+    conn_put(sq(s), c);
+    return err;
+}
+
+static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_hash)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    char dev[STORE_ID_LEN + 1];
+    int rc;
+    enum parley_err err = tx(c, ST_BEGIN);
+    if (err)
+        goto out;
+    err = stmt(c, ST_SESS_DEVICE, &st);
+    if (err)
+        goto out;
+    rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (!col_text(st, 0, dev, sizeof dev))
+            err = PARLEY_ERR_STORE;
+    } else if (rc == SQLITE_DONE) {
+        err = PARLEY_ERR_NOTFOUND;
+    } else {
+        err = sq_err(c, rc, "session_delete");
+    }
+    stmt_done(st);
+    if (err)
+        goto out;
+
+    err = stmt(c, ST_SESS_DELETE, &st);
+    if (err)
+        goto out;
+    rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "session_delete");
+        goto out;
+    }
+    err = step_done(c, st, "session_delete");
+    if (err)
+        goto out;
+
+    err = stmt(c, ST_DEV_DEL_IF_EMPTY, &st);
+    if (err)
+        goto out;
+    rc = bind_text(st, 1, dev);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "device_delete");
+        goto out;
+    }
+    err = step_done(c, st, "device_delete");
+    if (err)
+        goto out;
+    err = tx(c, ST_COMMIT);
+out:
+    if (err)
+        rollback(c);
+    conn_put(sq(s), c);
+    return err;
+}
+
+static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, size_t *n_out)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+    enum parley_err err = tx(c, ST_BEGIN);
+    if (err)
+        goto out;
+    err = stmt(c, ST_SESS_PURGE, &st);
+    if (err)
+        goto out;
+    int rc = sqlite3_bind_int64(st, 1, now);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        err = sq_err(c, rc, "session_purge");
+        goto out;
+    }
+    err = step_done(c, st, "session_purge");
+    if (err)
+        goto out;
+    n = (size_t)sqlite3_changes(c->db);
+    err = stmt(c, ST_DEV_DEL_ORPHANS_ALL, &st);
+    if (err)
+        goto out;
+    err = step_done(c, st, "device_purge");
+    if (err)
+        goto out;
+    err = tx(c, ST_COMMIT);
+    if (err)
+        goto out;
+    /* Deleted means gone from the files too: fold the WAL back and truncate it. A busy
+     * reader only delays this to the next purge, so its result is not an error. */
+    if (n > 0)
+        (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (n_out)
+        *n_out = n;
+out:
+    if (err)
+        rollback(c);
+    conn_put(sq(s), c);
+    return err;
+}
+
+/* ---- devices ---- */
+
+static enum parley_err sq_device_list(struct store *s, const char *user_id,
+                                      struct store_device **out, size_t *n_out)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    struct store_device *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    enum parley_err err = stmt(c, ST_DEV_LIST, &st);
+    if (err)
+        goto out;
+    rc = bind_text(st, 1, user_id);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct store_device *nv = realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                err = PARLEY_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        struct store_device *d = &v[n];
+        memset(d, 0, sizeof *d);
+        if (!col_text(st, 0, d->id, sizeof d->id) || !col_text(st, 1, d->name, sizeof d->name)) {
+            err = PARLEY_ERR_STORE;
+            break;
+        }
+        d->created_at = sqlite3_column_int64(st, 2);
+        d->last_seen = sqlite3_column_int64(st, 3);
+        n++;
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sq_err(c, rc, "device_list");
+    stmt_done(st);
+out:
+    conn_put(sq(s), c);
+    if (err) {
+        free(v);
+        return err;
+    }
+    *out = v;
+    *n_out = n;
+    return PARLEY_OK;
+}
+
+static enum parley_err sq_device_delete(struct store *s, const char *user_id, const char *device_id)
+{
+    struct conn *c = conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    int rc;
+    enum parley_err err = tx(c, ST_BEGIN);
+    if (err)
+        goto out;
+    /* Sessions first, explicitly: revocation must not depend on the foreign-key pragma. */
+    for (int i = 0; i < 2; i++) {
+        enum stmt_id id = i == 0 ? ST_SESS_DEL_DEVICE : ST_DEV_DELETE;
+        err = stmt(c, id, &st);
+        if (err)
+            goto out;
+        rc = bind_text(st, 1, device_id);
+        if (rc == SQLITE_OK)
+            rc = bind_text(st, 2, user_id);
+        if (rc != SQLITE_OK) {
+            stmt_done(st);
+            err = sq_err(c, rc, "device_delete");
+            goto out;
+        }
+        err = step_done(c, st, "device_delete");
+        if (err)
+            goto out;
+    }
+    if (sqlite3_changes(c->db) == 0) {
+        err = PARLEY_ERR_NOTFOUND;
+        goto out;
+    }
+    err = tx(c, ST_COMMIT);
+out:
+    if (err)
+        rollback(c);
+    conn_put(sq(s), c);
+    return err;
+}
+
+/* ---- open / close ---- */
+
+static void conn_close(struct conn *c)
+{
+    for (size_t i = 0; i < ST__COUNT; i++) {
+        sqlite3_finalize(c->st[i]);
+        c->st[i] = NULL;
+    }
+    if (c->db)
+        sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+static void sq_close(struct store *base)
+{
+    struct sq_store *s = sq(base);
+    for (size_t i = 0; i < POOL_SIZE; i++)
+        conn_close(&s->conns[i]);
+    if (s->sync_inited) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .user_create = sq_user_create,
+    .user_get_by_id = sq_user_get_by_id,
+    .user_get_by_username = sq_user_get_by_username,
+    .user_update_profile = sq_user_update_profile,
+    .session_create = sq_session_create,
+    .session_lookup = sq_session_lookup,
+    .session_delete = sq_session_delete,
+    .session_purge_expired = sq_session_purge_expired,
+    .device_list = sq_device_list,
+    .device_delete = sq_device_delete,
+    .close = sq_close,
+};
+
+static enum parley_err exec_sql(struct conn *c, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(c, rc, what);
+    return PARLEY_OK;
+}
+
+static enum parley_err conn_open(struct conn *c, const char *path)
+{
+    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(c, rc, "open");
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    return exec_sql(c,
+                    "PRAGMA foreign_keys = ON;"
+                    "PRAGMA secure_delete = ON;"
+                    "PRAGMA synchronous = FULL;"
+                    "PRAGMA trusted_schema = OFF;",
+                    "pragmas");
+}
+
+static enum parley_err set_wal(struct conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    enum parley_err err = PARLEY_OK;
+    if (rc != SQLITE_ROW) {
+        err = sq_err(c, rc, "journal_mode");
+    } else {
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        if (!mode || strcmp((const char *)mode, "wal") != 0) {
+            log_event(LOG_ERROR, "store_error", "op", "journal_mode", "detail", "WAL not available",
+                      NULL);
+            err = PARLEY_ERR_STORE;
+        }
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+static enum parley_err migrate(struct conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int latest = store_schema_version_latest();
+    enum parley_err err = exec_sql(c, "BEGIN IMMEDIATE", "migrate");
+    if (err)
+        return err;
+    err = exec_sql(c,
+                   "CREATE TABLE IF NOT EXISTS schema_version ("
+                   " version INTEGER PRIMARY KEY NOT NULL,"
+                   " applied_at INTEGER NOT NULL)",
+                   "migrate");
+    if (err)
+        goto out;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        err = sq_err(c, rc, "migrate");
+        goto out;
+    }
+    int current = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (current > latest) {
+        char cur[16], lat[16];
+        snprintf(cur, sizeof cur, "%d", current);
+        snprintf(lat, sizeof lat, "%d", latest);
+        log_event(LOG_ERROR, "store_schema_too_new", "version", cur, "supported", lat, NULL);
+        err = PARLEY_ERR_STORE;
+        goto out;
+    }
+    for (size_t i = 0; i < store_sqlite_migrations_count; i++) {
+        const struct store_migration *m = &store_sqlite_migrations[i];
+        if (m->version <= current)
+            continue;
+        err = exec_sql(c, m->sql, "migration");
+        if (err)
+            goto out;
+        rc = sqlite3_prepare_v2(c->db,
+                                "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int(st, 1, m->version);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, clock_now_s());
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            err = sq_err(c, rc, "migration");
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", m->version);
+        log_event(LOG_INFO, "store_migrated", "version", ver, NULL);
+    }
+    char pragma[48];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", latest);
+    err = exec_sql(c, pragma, "migrate");
+    if (err)
+        goto out;
+    err = exec_sql(c, "COMMIT", "migrate");
+out:
+    sqlite3_finalize(st);
+    if (err && !sqlite3_get_autocommit(c->db))
+        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+/* Create the file 0600 (or tighten an existing one) before SQLite opens it. */
+static enum parley_err create_file(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        log_event(LOG_ERROR, "store_error", "op", "create", "detail", strerror(errno), NULL);
+        return PARLEY_ERR_IO;
+    }
+    enum parley_err err = PARLEY_OK;
+    if (fchmod(fd, 0600) != 0) {
+        log_event(LOG_ERROR, "store_error", "op", "chmod", "detail", strerror(errno), NULL);
+        err = PARLEY_ERR_IO;
+    }
+    close(fd);
+    return err;
+}
+
+int store_schema_version_latest(void)
+{
+    int v = 0;
+    for (size_t i = 0; i < store_sqlite_migrations_count; i++)
+        if (store_sqlite_migrations[i].version > v)
+            v = store_sqlite_migrations[i].version;
+    return v;
+}
+
+enum parley_err store_open_sqlite(const char *path, struct store **out)
+{
+    struct sq_store *s = NULL;
+    enum parley_err err;
+    if (!path || !out)
+        return PARLEY_ERR_INVAL;
+    if (!sqlite3_threadsafe()) {
+        log_event(LOG_ERROR, "store_error", "op", "open", "detail",
+                  "SQLite built without thread support", NULL);
+        return PARLEY_ERR_STORE;
+    }
+    err = create_file(path);
+    if (err)
+        return err;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return PARLEY_ERR_NOMEM;
+    s->base.ops = &sqlite_ops;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return PARLEY_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&s->cv, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return PARLEY_ERR_NOMEM;
+    }
+    s->sync_inited = true;
+    err = conn_open(&s->conns[0], path);
+    if (err)
+        goto out;
+    err = set_wal(&s->conns[0]);
+    if (err)
+        goto out;
+    err = migrate(&s->conns[0]);
+    if (err)
+        goto out;
+    for (size_t i = 1; i < POOL_SIZE; i++) {
+        err = conn_open(&s->conns[i], path);
+        if (err)
+            goto out;
+    }
+out:
+    if (err) {
+        sq_close(&s->base);
+        return err;
+    }
+    *out = &s->base;
+    return PARLEY_OK;
+}
