@@ -408,6 +408,19 @@ static bool has_token(const char *list, const char *tok)
     return false;
 }
 
+/* RFC 9110 token characters: what a header field name may contain. */
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return false;
+    }
+    return true;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
@@ -419,7 +432,8 @@ static int on_headers_complete(http_parser *p)
         return -1;
     if (append_or_fail(c, &r->head, "", 1, TXE_HEADERS_TOO_LARGE))
         return -1;
-    if (r->url_len == 0) {
+    /* Only HTTP/1.0 and 1.1; 0.9 (no version) and others are refused. */
+    if (r->url_len == 0 || p->http_major != 1 || p->http_minor > 1) {
         c->err = TXE_BAD_REQUEST;
         return -1;
     }
@@ -429,6 +443,10 @@ static int on_headers_complete(http_parser *p)
         const char *name = s;
         const char *value = name + strlen(name) + 1;
         s = value + strlen(value) + 1;
+        if (!is_token(name)) {
+            c->err = TXE_BAD_REQUEST;
+            return -1;
+        }
         if (strcasecmp(name, "transfer-encoding") == 0)
             te = true;
         else if (strcasecmp(name, "content-length") == 0)

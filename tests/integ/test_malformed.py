@@ -52,8 +52,11 @@ def transport_cases():
         ("short-body-timeout", b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"a\""),
         ("headers-never-end", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"),
         ("line-never-ends", b"GET /healthz HTT"),
-        ("only-crlf", b"\r\n\r\n\r\n"),
-        ("bare-lf", b"GET /healthz HTTP/1.1\nHost: x\n\n\x00\x00"),
+        ("http-1.2", b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n"),
+        ("http-2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"),
+        ("header-name-slash", ok_head + b"X/Bad: v\r\n\r\n"),
+        ("header-name-utf8", ok_head + b"X-\xc3\xa9: v\r\n\r\n"),
+        ("header-name-empty", ok_head + b": v\r\n\r\n"),
         ("not-found", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("not-found-deep", b"GET /v1/accounts/x/y/z HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("method-not-allowed", b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -94,8 +97,9 @@ def json_bodies():
     return bodies
 
 
-def field_cases(endpoint_fields):
-    """Wrong types, missing fields and oversize values for a dict of valid fields."""
+def field_cases(endpoint_fields, all_optional=False):
+    """Wrong types, missing fields and oversize values for a dict of valid fields.
+    all_optional: every field may be left out (PATCH), so no missing-field cases."""
     out = []
     for field in endpoint_fields:
         for tname, bad in [("number", 12), ("bool", True), ("null", None), ("array", ["x"]),
@@ -103,9 +107,10 @@ def field_cases(endpoint_fields):
             body = dict(endpoint_fields)
             body[field] = bad
             out.append((f"{field}-{tname}", json.dumps(body).encode()))
-        body = dict(endpoint_fields)
-        del body[field]
-        out.append((f"{field}-missing", json.dumps(body).encode()))
+        if not all_optional:
+            body = dict(endpoint_fields)
+            del body[field]
+            out.append((f"{field}-missing", json.dumps(body).encode()))
         body = dict(endpoint_fields)
         body[field] = "x" * 100000
         out.append((f"{field}-oversize", json.dumps(body).encode()))
@@ -141,7 +146,7 @@ def corpus():
                                       ("POST", "/v1/sessions", LOGIN, False),
                                       ("PATCH", "/v1/me", PATCH, True)]:
         tok = TOKEN if auth else None
-        for n, body in json_bodies() + field_cases(valid):
+        for n, body in json_bodies() + field_cases(valid, all_optional=method == "PATCH"):
             cases.append((f"{path}/{n}", request_bytes(method, path, body, tok)))
     for d in BAD_DATES:
         body = dict(REGISTER, dob=d)
@@ -159,15 +164,23 @@ def test_malformed_corpus_gets_4xx_and_server_survives():
     cases = corpus()
     assert len(cases) >= 200, len(cases)
     failures = []
-    for i, (name, raw) in enumerate(cases):
+
+    def check(case):
+        name, raw = case
         out = S.raw(raw, timeout=5)
         st = status_of(out)
         if st is None or not 400 <= st < 500:
-            failures.append((name, out[:200]))
-        elif b"\"error\"" not in out:
-            failures.append((name, b"no JSON error body: " + out[:200]))
-        if i % 20 == 0:
-            assert S.request("GET", "/healthz")[0] == 200, f"unhealthy after {name}"
+            return (name, out[:200])
+        if b"\"error\"" not in out:
+            return (name, b"no JSON error body: " + out[:200])
+        return None
+
+    # Several at once, as a real attacker would; /healthz is checked between batches.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for start in range(0, len(cases), 32):
+            failures += [f for f in pool.map(check, cases[start:start + 32]) if f]
+            assert S.request("GET", "/healthz")[0] == 200, f"unhealthy after batch {start}"
     assert S.request("GET", "/healthz")[0] == 200
     assert not failures, "\n".join(f"{n}: {o!r}" for n, o in failures)
     print(f"  {len(cases)} malformed requests answered with 4xx")

@@ -54,7 +54,7 @@ def test_config_file_env_and_flag_precedence():
     s = Server("--config", conf, "--listen", f"127.0.0.1:{port}",
                env={"PARLEYD_LISTEN": "127.0.0.1:1"})
     s.port = port
-    with s.start():
+    with s:
         assert s.request("GET", "/healthz")[0] == 200
 
 

@@ -47,7 +47,7 @@ static void flags_and_bounds(void **state)
     (void)state;
     struct config cfg;
     char err[512] = "";
-    assert_int_equal(load(&cfg, err, sizeof err, 6, "--listen", "[::1]:9000", "--queue-ttl=90s",
+    assert_int_equal(load(&cfg, err, sizeof err, 5, "--listen", "[::1]:9000", "--queue-ttl=90s",
                           "--insecure-behind-proxy"), PARLEY_OK);
     assert_string_equal(cfg.listen_host, "::1");
     assert_int_equal(cfg.listen_port, 9000);

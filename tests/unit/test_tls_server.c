@@ -225,7 +225,7 @@ static void test_tls_websocket(void **state)
     assert_true(ws_frame_send(&c, true, 1, true, "secure", 6));
     bool fin;
     uint8_t op;
-    uint8_t *p;
+    uint8_t *p = NULL;
     size_t n;
     assert_int_equal(ws_frame_recv(&c, &fin, &op, &p, &n, 5000), 0);
     assert_int_equal(op, 1);
