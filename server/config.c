@@ -43,6 +43,8 @@ static const struct cfg_entry table[] = {
      "HOST:PORT to listen on. Non-loopback addresses need TLS or --insecure-behind-proxy."},
     {"threads", CFG_UINT, F(threads), W_UNSIGNED, 0, 256, "0", 0,
      "I/O threads (one event loop each); 0 = one per core."},
+    {"worker_threads", CFG_UINT, F(worker_threads), W_UNSIGNED, 1, 128, "16", 0,
+     "Threads for blocking work (database, password hashing), shared by all I/O threads."},
     {"tls_cert", CFG_STR, F(tls_cert), W_NONE, 0, 0, "", 0, "TLS certificate chain (PEM)."},
     {"tls_key", CFG_STR, F(tls_key), W_NONE, 0, 0, "", CFG_SECRET, "TLS private key (PEM)."},
     {"insecure_behind_proxy", CFG_BOOL, F(insecure_behind_proxy), W_NONE, 0, 1, "false", 0,

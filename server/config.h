@@ -22,6 +22,7 @@ struct config {
     char listen_host[CONFIG_STR_MAX];   /* derived from listen */
     uint16_t listen_port;               /* derived from listen */
     unsigned threads;                   /* I/O threads, 0 = cores */
+    unsigned worker_threads;            /* blocking-work pool (SQLite, Argon2) */
     char tls_cert[CONFIG_STR_MAX];
     char tls_key[CONFIG_STR_MAX];
     bool insecure_behind_proxy;

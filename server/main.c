@@ -84,6 +84,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_init((enum log_level)log_level_parse(cfg.log_level), 2);
+    /* libuv sizes its pool from the environment on first use, which comes later. */
+    char pool[16];
+    snprintf(pool, sizeof pool, "%u", cfg.worker_threads);
+    setenv("UV_THREADPOOL_SIZE", pool, 1);
     clock_set_offset_s(cfg.clock_offset_s);
 
     if (!is_loopback(cfg.listen_host) && !cfg.tls_cert[0] && !cfg.insecure_behind_proxy) {
