@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 
-from harness import PARLEYD, Server, free_port, run
+from harness import PARLEYD, SOURCE_DIR, Server, free_port, run
 
 
 def parleyd(*args, env=None):
@@ -56,6 +56,12 @@ def test_config_file_env_and_flag_precedence():
     s.port = port
     with s:
         assert s.request("GET", "/healthz")[0] == 200
+
+
+def test_committed_example_config_is_current():
+    generated = parleyd("--print-example-config").stdout.decode()
+    with open(os.path.join(SOURCE_DIR, "parleyd.conf.example")) as f:
+        assert f.read() == generated, "regenerate: build/parleyd --print-example-config > parleyd.conf.example"
 
 
 def test_plain_http_refused_off_loopback():
@@ -135,7 +141,8 @@ def test_logs_are_json_lines_without_secrets():
 
 if __name__ == "__main__":
     sys.exit(run([test_help_lists_every_option, test_bad_flags_and_values_are_refused_clearly,
-                  test_config_file_env_and_flag_precedence, test_plain_http_refused_off_loopback,
+                  test_config_file_env_and_flag_precedence, test_committed_example_config_is_current,
+                  test_plain_http_refused_off_loopback,
                   test_healthz_metrics_and_web, test_data_dir_created_private_with_master_key,
                   test_graceful_shutdown_finishes_in_flight_request,
                   test_logs_are_json_lines_without_secrets]))
