@@ -1,6 +1,7 @@
 /* buf.c — bounded growable buffer; see buf.h. */
 #include "buf.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,15 @@ void buf_cleanup(struct buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void buf_cleanup_wipe(struct buf *b)
+{
+    if (!b)
+        return;
+    if (b->data)
+        sodium_memzero(b->data, b->cap);
+    buf_cleanup(b);
 }
 
 void buf_reset(struct buf *b)

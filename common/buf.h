@@ -24,6 +24,9 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 /* Release the memory; the buffer is empty and reusable afterwards. Accepts NULL. */
 void buf_cleanup(struct buf *b);
+/* Like buf_cleanup, but zeroes the whole allocation first: for buffers that held
+ * secrets (request bodies with passwords, headers with tokens). Accepts NULL. */
+void buf_cleanup_wipe(struct buf *b);
 /* Empty the buffer but keep its memory. */
 void buf_reset(struct buf *b);
 /* Append n bytes. PARLEY_ERR_LIMIT past max, PARLEY_ERR_NOMEM on allocation failure. */

@@ -125,8 +125,9 @@ static void req_free(struct conn_req *r)
     if (!r)
         return;
     req_list_del(r->loop, r);
-    buf_cleanup(&r->head);
-    buf_cleanup(&r->body);
+    /* Headers carry bearer tokens and bodies carry passwords: wipe, don't just free. */
+    buf_cleanup_wipe(&r->head);
+    buf_cleanup_wipe(&r->body);
     free(r->hdrs);
     free(r);
 }
@@ -223,7 +224,7 @@ void http_conn_close_after_flush(struct http_conn *c)
 
 static void conn_free(struct http_conn *c)
 {
-    buf_cleanup(&c->in);
+    buf_cleanup_wipe(&c->in);
     buf_cleanup(&c->out);
     buf_cleanup(&c->pout);
     buf_cleanup(&c->wbuf);
@@ -838,7 +839,7 @@ static void conn_resume(struct http_conn *c)
             return;
         buf_consume(&c->in, n < c->in.len ? n : c->in.len);
         if (c->in.len == 0)
-            buf_cleanup(&c->in);
+            buf_cleanup_wipe(&c->in);
     }
     if (c->in.len < HTTP_IN_HIGH / 2 && !c->close_after_flush)
         resume_reading(c);
