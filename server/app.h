@@ -12,14 +12,17 @@ struct store;
 struct metrics;
 struct ratelimit;
 struct http_server;
+struct stream;
 
 struct app {
     const struct config *cfg;
+    const unsigned char *master_key; /* MASTER_KEY_BYTES, sodium_malloc'd, read-only */
     struct store *store;
     struct metrics *metrics;
     struct ratelimit *rl_login_account;
     struct ratelimit *rl_login_ip;
     struct ratelimit *rl_register_ip;
+    struct stream *stream; /* the WebSocket stream and message queue (stream/stream.h) */
 };
 
 #endif

@@ -42,6 +42,11 @@ struct config {
     unsigned rl_register_ip_per_hour;   /* registrations per IP per hour */
     /* messaging */
     int64_t queue_ttl_s;                /* default and maximum 15 days */
+    int64_t purge_interval_s;           /* retention jobs run this often */
+    size_t max_envelope;                /* bytes of one device's ciphertext */
+    size_t max_queue_per_device;        /* envelopes held per device */
+    unsigned send_rate_per_min;         /* sends per device per minute */
+    uint32_t commit_delay_us;           /* group commit gathering window */
     /* operations */
     char log_level[CONFIG_STR_MAX];
     char web_root[CONFIG_STR_MAX];      /* static web client; "" = built-in default */

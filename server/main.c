@@ -118,6 +118,7 @@ int main(int argc, char **argv)
         goto out;
     }
     app.cfg = &cfg;
+    app.master_key = master_key;
     if (store_open_sqlite(db_path, &app.store) != PARLEY_OK) {
         fprintf(stderr, "parleyd: cannot open the store %s\n", db_path);
         goto out;

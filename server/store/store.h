@@ -1,5 +1,6 @@
 /*
- * store.h — parleyd's storage interface: accounts, devices, sessions.
+ * store.h — parleyd's storage interface: accounts, devices, sessions (and, in
+ * store_messaging.h, keys, groups and the message queue).
  *
  * A store is a struct of function pointers (struct store_ops) plus backend state, so a
  * PostgreSQL backend and fault-injecting test backends can stand behind the same calls
@@ -94,6 +95,13 @@ struct store_session_new {
 };
 
 struct store;
+struct store_keys_upload;
+struct store_bundle;
+struct store_user_device;
+struct store_group;
+struct store_group_member;
+struct store_queue_op;
+struct store_envelope;
 
 /* The backend's operations; see the wrappers below for the contracts. */
 struct store_ops {
@@ -114,6 +122,38 @@ struct store_ops {
     enum parley_err (*device_list)(struct store *s, const char *user_id, struct store_device **out,
                                    size_t *n_out);
     enum parley_err (*device_delete)(struct store *s, const char *user_id, const char *device_id);
+    /* keys, groups, queue: contracts in store_messaging.h */
+    enum parley_err (*keys_put)(struct store *s, const struct store_keys_upload *in,
+                                size_t *stock_out);
+    enum parley_err (*keys_take_bundles)(struct store *s, const char *user_id,
+                                         const char *device_id, struct store_bundle **out,
+                                         size_t *n_out);
+    enum parley_err (*keys_stock)(struct store *s, const char *device_id, size_t *n_out);
+    enum parley_err (*keyed_devices)(struct store *s, const char *user_id,
+                                     struct store_user_device **out, size_t *n_out);
+    /* groups */
+    enum parley_err (*group_create)(struct store *s, const struct store_group *g,
+                                    const struct store_group_member *members, size_t n);
+    enum parley_err (*group_get)(struct store *s, const char *group_id, struct store_group *out,
+                                 struct store_group_member **members, size_t *n_members);
+    enum parley_err (*group_list)(struct store *s, const char *user_id, struct store_group **out,
+                                  size_t *n_out);
+    enum parley_err (*group_member_set)(struct store *s, const char *group_id,
+                                        const struct store_group_member *m, int64_t now);
+    enum parley_err (*group_member_remove)(struct store *s, const char *group_id,
+                                           const char *user_id, int64_t now);
+    enum parley_err (*group_rename)(struct store *s, const char *group_id, const char *name,
+                                    int64_t now);
+    /* message queue */
+    enum parley_err (*queue_apply)(struct store *s, struct store_queue_op *ops, size_t n,
+                                   int64_t now);
+    enum parley_err (*queue_fetch)(struct store *s, const char *device_id, uint64_t after_id,
+                                   size_t limit, int64_t now, struct store_envelope **out,
+                                   size_t *n_out);
+    enum parley_err (*queue_count)(struct store *s, const char *device_id, size_t *n_out);
+    enum parley_err (*queue_purge_expired)(struct store *s, int64_t now, size_t limit,
+                                           int64_t notice_ttl_s, struct store_envelope **notices,
+                                           size_t *n_notices, size_t *n_purged);
     void (*close)(struct store *s);
 };
 
@@ -188,5 +228,7 @@ PARLEY_WUR enum parley_err store_device_delete(struct store *s, const char *user
 void store_id_new(char out[STORE_ID_LEN + 1]);
 /* True if s looks like an id (exactly STORE_ID_LEN lowercase hex characters). */
 bool store_id_valid(const char *s);
+
+#include "store_messaging.h"
 
 #endif
