@@ -22,6 +22,7 @@ struct app {
     struct ratelimit *rl_login_account;
     struct ratelimit *rl_login_ip;
     struct ratelimit *rl_register_ip;
+    struct ratelimit *rl_key_fetch; /* prekey bundle fetches per requesting device */
     struct stream *stream; /* the WebSocket stream and message queue (stream/stream.h) */
 };
 

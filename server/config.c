@@ -71,6 +71,8 @@ static const struct cfg_entry table[] = {
      "Login attempts per client IP per minute (memory only; IPs are never stored)."},
     {"rl_register_ip_per_hour", CFG_UINT, F(rl_register_ip_per_hour), W_UNSIGNED, 1, 1000000,
      "20", 0, "Registrations per client IP per hour."},
+    {"rl_key_fetch_per_hour", CFG_UINT, F(rl_key_fetch_per_hour), W_UNSIGNED, 1, 1000000, "300",
+     0, "Prekey bundle fetches (GET /v1/keys/{username}) per requesting device per hour."},
     {"queue_ttl", CFG_DURATION, F(queue_ttl_s), W_I64, 1, 15 * DAY, "15d", 0,
      "How long an undelivered message is kept (at most 15 days)."},
     {"purge_interval", CFG_DURATION, F(purge_interval_s), W_I64, 1, DAY, "60s", 0,

@@ -40,6 +40,7 @@ struct config {
     unsigned rl_login_account_per_min;  /* login attempts per account per minute */
     unsigned rl_login_ip_per_min;       /* login attempts per IP per minute */
     unsigned rl_register_ip_per_hour;   /* registrations per IP per hour */
+    unsigned rl_key_fetch_per_hour;     /* prekey bundle fetches per device per hour */
     /* messaging */
     int64_t queue_ttl_s;                /* default and maximum 15 days */
     int64_t purge_interval_s;           /* retention jobs run this often */

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "api/accounts.h"
+#include "api/groups.h"
+#include "api/keys.h"
 #include "api/ops.h"
 #include "api/web.h"
 #include "app.h"
@@ -28,6 +30,7 @@
 #include "parley/version.h"
 #include "ratelimit.h"
 #include "store/store.h"
+#include "stream/stream.h"
 
 #ifndef PARLEY_WEB_DIR
 #define PARLEY_WEB_DIR "web"
@@ -51,7 +54,9 @@ static enum parley_err make_limiters(struct app *app, const struct config *cfg)
         return rc;
     if ((rc = ratelimit_new(cfg->rl_login_ip_per_min, 60, 100000, &app->rl_login_ip)))
         return rc;
-    return ratelimit_new(cfg->rl_register_ip_per_hour, 3600, 100000, &app->rl_register_ip);
+    if ((rc = ratelimit_new(cfg->rl_register_ip_per_hour, 3600, 100000, &app->rl_register_ip)))
+        return rc;
+    return ratelimit_new(cfg->rl_key_fetch_per_hour, 3600, 100000, &app->rl_key_fetch);
 }
 
 static enum parley_err register_routes(struct http_server *srv, struct app *app,
@@ -61,6 +66,10 @@ static enum parley_err register_routes(struct http_server *srv, struct app *app,
     if ((rc = ops_register_routes(srv, app)))
         return rc;
     if ((rc = accounts_register_routes(srv, app)))
+        return rc;
+    if ((rc = keys_register_routes(srv, app)) || (rc = groups_register_routes(srv, app)))
+        return rc;
+    if ((rc = stream_register_routes(srv, app)))
         return rc;
     return web_register_routes(srv, cfg->web_root[0] ? cfg->web_root : PARLEY_WEB_DIR);
 }
@@ -127,6 +136,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "parleyd: out of memory\n");
         goto out;
     }
+    if (stream_new(&app, &app.stream) != PARLEY_OK || stream_start(app.stream) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot set up the message stream\n");
+        goto out;
+    }
+    metrics_set_extra(app.metrics, stream_metrics_render, app.stream);
 
     struct http_server_config hc;
     memset(&hc, 0, sizeof hc);
@@ -156,9 +170,12 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     log_event(LOG_INFO, "shutdown", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     http_server_stop(srv, cfg.shutdown_grace_ms);
+    stream_stop(app.stream); /* commits what the writer still holds */
     status = 0;
 out:
     http_server_free(srv);
+    stream_free(app.stream);
+    ratelimit_free(app.rl_key_fetch);
     ratelimit_free(app.rl_register_ip);
     ratelimit_free(app.rl_login_ip);
     ratelimit_free(app.rl_login_account);

@@ -28,6 +28,8 @@ struct metrics {
     uint64_t buckets[N_BUCKETS + 1]; /* last = +Inf */
     uint64_t latency_sum_us;
     uint64_t latency_count;
+    metrics_extra_fn extra;         /* another module's counters, appended */
+    void *extra_ctx;
 };
 
 enum parley_err metrics_new(struct metrics **out)
@@ -132,5 +134,13 @@ enum parley_err metrics_render(struct metrics *m, const struct http_server *srv,
                         (unsigned long long)cum, (double)m->latency_sum_us / 1e6,
                         (unsigned long long)m->latency_count);
     pthread_mutex_unlock(&m->lock);
+    if (!rc && m->extra)
+        rc = m->extra(m->extra_ctx, out);
     return rc;
+}
+
+void metrics_set_extra(struct metrics *m, metrics_extra_fn fn, void *ctx)
+{
+    m->extra = fn;
+    m->extra_ctx = ctx;
 }

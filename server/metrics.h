@@ -22,5 +22,9 @@ void metrics_record(struct metrics *m, const char *route, int status, uint64_t l
 /* Append the exposition text (version 0.0.4) to out; srv adds the connection gauges. */
 PARLEY_WUR enum parley_err metrics_render(struct metrics *m, const struct http_server *srv,
                                           struct buf *out);
+/* A section of another module's counters (e.g. the stream's) that metrics_render
+ * appends; fn runs on the rendering thread. Set before the server starts. */
+typedef enum parley_err (*metrics_extra_fn)(void *ctx, struct buf *out);
+void metrics_set_extra(struct metrics *m, metrics_extra_fn fn, void *ctx);
 
 #endif

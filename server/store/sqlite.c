@@ -6,7 +6,7 @@
  * overwritten, not left in free pages), foreign_keys=ON. The database file is created
  * with mode 0600 (SQLite gives its -wal and -shm files the database file's mode).
  *
- * Threads: the store owns a small pool of connections (POOL_SIZE). Each operation
+ * Threads: the store owns a small pool of connections (SQ_POOL_SIZE). Each operation
  * borrows one connection for its duration (waiting on a condition variable when all are
  * busy), so a connection is only ever used by one thread at a time and is opened with
  * SQLITE_OPEN_NOMUTEX. WAL lets readers run beside the one writer; write transactions
@@ -15,6 +15,12 @@
  *
  * Personal profile fields (name, dob, region, gender) are bound and read only by
  * profile_bind() and profile_read(): the one place where per-account encryption goes.
+ *
+ * This file holds accounts, sessions, devices, open/close and migrations; the pool and
+ * statement helpers are in sqlite_conn.c (sqlite_int.h), the messaging ops in
+ * sqlite_keys.c, sqlite_groups.c and sqlite_queue.c. Deleting a device (revocation,
+ * logout, session expiry) also deletes its keys, queued envelopes and remembered
+ * message ids through ON DELETE CASCADE (migration 2).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,47 +35,16 @@
 #include "clock.h"
 #include "log.h"
 #include "migrations.h"
+#include "sqlite_int.h"
 #include "store.h"
 
-#define POOL_SIZE 8
-#define BUSY_TIMEOUT_MS 10000
 #define TOUCH_INTERVAL_S 60
-
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_USER_INSERT,
-    ST_USER_BY_ID,
-    ST_USER_BY_NAME,
-    ST_USER_UPDATE,
-    ST_USER_EXISTS,
-    ST_SESS_DEL_EXPIRED_USER,
-    ST_DEV_DEL_ORPHANS_USER,
-    ST_DEV_COUNT,
-    ST_DEV_INSERT,
-    ST_SESS_INSERT,
-    ST_SESS_LOOKUP,
-    ST_DEV_TOUCH,
-    ST_SESS_DEVICE,
-    ST_SESS_DELETE,
-    ST_DEV_DEL_IF_EMPTY,
-    ST_SESS_PURGE,
-    ST_DEV_DEL_ORPHANS_ALL,
-    ST_DEV_LIST,
-    ST_SESS_DEL_DEVICE,
-    ST_DEV_DELETE,
-    ST__COUNT
-};
 
 #define USER_COLS                                                                                  \
     "id, username, name, dob, region, gender, password_hash, parental_consent_required, "          \
     "created_at"
 
 static const char *const stmt_sql[ST__COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [ST_USER_BY_ID] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
     [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
@@ -97,149 +72,15 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_DEV_DEL_ORPHANS_ALL] = "DELETE FROM devices WHERE NOT EXISTS "
                                "(SELECT 1 FROM sessions s WHERE s.device_id = devices.id)",
     [ST_DEV_LIST] = "SELECT id, name, created_at, last_seen FROM devices WHERE user_id = ?1 "
-                    "ORDER BY created_at, id",
+                    "ORDER BY created_at, rowid",
     [ST_SESS_DEL_DEVICE] = "DELETE FROM sessions WHERE device_id = ?1 AND user_id = ?2",
     [ST_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1 AND user_id = ?2",
 };
 
-struct conn {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
-};
-
-struct sq_store {
-    struct store base; /* first: struct store * <-> struct sq_store * */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool sync_inited;
-    struct conn conns[POOL_SIZE];
-    bool busy[POOL_SIZE];
-};
-
-static struct sq_store *sq(struct store *s)
+/* The cached statement for one of this file's slots. */
+static enum parley_err stmt(struct sq_conn *c, enum sq_stmt_id id, sqlite3_stmt **out)
 {
-    return (struct sq_store *)s;
-}
-
-/* ---- connection pool ---- */
-
-static struct conn *conn_get(struct sq_store *s)
-{
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        for (size_t i = 0; i < POOL_SIZE; i++) {
-            if (!s->busy[i]) {
-                s->busy[i] = true;
-                pthread_mutex_unlock(&s->mu);
-                return &s->conns[i];
-            }
-        }
-        pthread_cond_wait(&s->cv, &s->mu);
-    }
-}
-
-static void conn_put(struct sq_store *s, struct conn *c)
-{
-    size_t i = (size_t)(c - s->conns);
-    pthread_mutex_lock(&s->mu);
-    s->busy[i] = false;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* ---- errors ---- */
-
-static enum parley_err sq_err(struct conn *c, int rc, const char *what)
-{
-    int primary = rc & 0xff;
-    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-        return PARLEY_ERR_EXISTS;
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-        return PARLEY_ERR_NOTFOUND;
-    if (primary == SQLITE_NOMEM)
-        return PARLEY_ERR_NOMEM;
-    /* SQLite's messages name tables and columns, never values: safe to log (P24). */
-    log_event(LOG_ERROR, "store_error", "op", what, "sqlite", sqlite3_errstr(rc), "detail",
-              c && c->db ? sqlite3_errmsg(c->db) : "", NULL);
-    return PARLEY_ERR_STORE;
-}
-
-/* A cached, reset statement with no bindings. */
-static enum parley_err stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
-{
-    if (!c->st[id]) {
-        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
-                                    NULL);
-        if (rc != SQLITE_OK) {
-            c->st[id] = NULL;
-            return sq_err(c, rc, "prepare");
-        }
-    }
-    *out = c->st[id];
-    return PARLEY_OK;
-}
-
-static void stmt_done(sqlite3_stmt *st)
-{
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-}
-
-/* Run a statement that returns no rows (bindings already made); resets it. */
-static enum parley_err step_done(struct conn *c, sqlite3_stmt *st, const char *what)
-{
-    int rc = sqlite3_step(st);
-    stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return sq_err(c, rc, what);
-    return PARLEY_OK;
-}
-
-static enum parley_err tx(struct conn *c, enum stmt_id id)
-{
-    sqlite3_stmt *st = NULL;
-    enum parley_err err = stmt(c, id, &st);
-    if (err)
-        return err;
-    return step_done(c, st, id == ST_BEGIN ? "begin" : id == ST_COMMIT ? "commit" : "rollback");
-}
-
-static void rollback(struct conn *c)
-{
-    if (!sqlite3_get_autocommit(c->db))
-        (void)!tx(c, ST_ROLLBACK);
-}
-
-static int bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-}
-
-/* NULL when s is empty: optional fields are NULL in the database, "" in C. */
-static int bind_opt_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (!s || !s[0])
-        return sqlite3_bind_null(st, i);
-    return bind_text(st, i, s);
-}
-
-/* Copy a text column into dst (cap bytes including the NUL). false if it does not fit
- * (a corrupt row: the API never writes such a value). */
-static bool col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    if (!t) {
-        dst[0] = '\0';
-        return true;
-    }
-    if (n >= cap)
-        return false;
-    memcpy(dst, t, n);
-    dst[n] = '\0';
-    return true;
+    return sq_stmt(c, id, stmt_sql[id], out);
 }
 
 /* ---- personal fields: the one place they cross the database boundary ---- */
@@ -247,19 +88,19 @@ static bool col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
 /* Bind a user row to ?1..?9 in USER_COLS order. */
 static int profile_bind(sqlite3_stmt *st, const struct store_user *u)
 {
-    int rc = bind_text(st, 1, u->id);
+    int rc = sq_bind_text(st, 1, u->id);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 2, u->username);
+        rc = sq_bind_text(st, 2, u->username);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 3, u->name);
+        rc = sq_bind_text(st, 3, u->name);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 4, u->dob);
+        rc = sq_bind_text(st, 4, u->dob);
     if (rc == SQLITE_OK)
-        rc = bind_opt_text(st, 5, u->region);
+        rc = sq_bind_opt_text(st, 5, u->region);
     if (rc == SQLITE_OK)
-        rc = bind_opt_text(st, 6, u->gender);
+        rc = sq_bind_opt_text(st, 6, u->gender);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 7, u->password_hash);
+        rc = sq_bind_text(st, 7, u->password_hash);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 8, u->parental_consent_required ? 1 : 0);
     if (rc == SQLITE_OK)
@@ -271,12 +112,13 @@ static int profile_bind(sqlite3_stmt *st, const struct store_user *u)
 static bool profile_read(sqlite3_stmt *st, struct store_user *u)
 {
     memset(u, 0, sizeof *u);
-    bool ok = col_text(st, 0, u->id, sizeof u->id) &&
-              col_text(st, 1, u->username, sizeof u->username) &&
-              col_text(st, 2, u->name, sizeof u->name) && col_text(st, 3, u->dob, sizeof u->dob) &&
-              col_text(st, 4, u->region, sizeof u->region) &&
-              col_text(st, 5, u->gender, sizeof u->gender) &&
-              col_text(st, 6, u->password_hash, sizeof u->password_hash);
+    bool ok = sq_col_text(st, 0, u->id, sizeof u->id) &&
+              sq_col_text(st, 1, u->username, sizeof u->username) &&
+              sq_col_text(st, 2, u->name, sizeof u->name) &&
+              sq_col_text(st, 3, u->dob, sizeof u->dob) &&
+              sq_col_text(st, 4, u->region, sizeof u->region) &&
+              sq_col_text(st, 5, u->gender, sizeof u->gender) &&
+              sq_col_text(st, 6, u->password_hash, sizeof u->password_hash);
     u->parental_consent_required = sqlite3_column_int(st, 7) != 0;
     u->created_at = sqlite3_column_int64(st, 8);
     return ok;
@@ -286,32 +128,32 @@ static bool profile_read(sqlite3_stmt *st, struct store_user *u)
 
 static enum parley_err sq_user_create(struct store *s, const struct store_user *u)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, ST_USER_INSERT, &st);
     if (err)
         goto out;
     int rc = profile_bind(st, u);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "user_create");
         goto out;
     }
-    err = step_done(c, st, "user_create");
+    err = sq_step_done(c, st, "user_create");
 out:
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 /* With c borrowed: select the user by id (ST_USER_BY_ID) or username (ST_USER_BY_NAME). */
-static enum parley_err user_get(struct conn *c, enum stmt_id id, const char *key,
+static enum parley_err user_get(struct sq_conn *c, enum sq_stmt_id id, const char *key,
                                 struct store_user *out)
 {
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = bind_text(st, 1, key);
+    int rc = sq_bind_text(st, 1, key);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -321,24 +163,24 @@ static enum parley_err user_get(struct conn *c, enum stmt_id id, const char *key
     } else {
         err = sq_err(c, rc, "user_get");
     }
-    stmt_done(st);
+    sq_stmt_done(st);
     return err;
 }
 
 static enum parley_err sq_user_get_by_id(struct store *s, const char *id, struct store_user *out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     enum parley_err err = user_get(c, ST_USER_BY_ID, id, out);
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 static enum parley_err sq_user_get_by_username(struct store *s, const char *username,
                                                struct store_user *out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     enum parley_err err = user_get(c, ST_USER_BY_NAME, username, out);
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
@@ -346,10 +188,10 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
                                               const struct store_profile_patch *p,
                                               struct store_user *out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     struct store_user u;
     sqlite3_stmt *st = NULL;
-    enum parley_err err = tx(c, ST_BEGIN);
+    enum parley_err err = sq_begin(c);
     if (err)
         goto out;
     err = user_get(c, ST_USER_BY_ID, id, &u);
@@ -368,51 +210,51 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
         goto out;
     int rc = profile_bind(st, &u);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "user_update");
         goto out;
     }
-    err = step_done(c, st, "user_update");
+    err = sq_step_done(c, st, "user_update");
     if (err)
         goto out;
-    err = tx(c, ST_COMMIT);
+    err = sq_commit(c);
     if (err == PARLEY_OK && out)
         *out = u;
 out:
     if (err)
-        rollback(c);
+        sq_rollback(c);
     memset(&u, 0, sizeof u); /* keep personal data (and the hash) short-lived */
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 /* ---- sessions ---- */
 
-static enum parley_err exec_user_now(struct conn *c, enum stmt_id id, const char *user_id,
+static enum parley_err exec_user_now(struct sq_conn *c, enum sq_stmt_id id, const char *user_id,
                                      int64_t now, const char *what)
 {
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = bind_text(st, 1, user_id);
+    int rc = sq_bind_text(st, 1, user_id);
     if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2)
         rc = sqlite3_bind_int64(st, 2, now);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         return sq_err(c, rc, what);
     }
-    return step_done(c, st, what);
+    return sq_step_done(c, st, what);
 }
 
 static enum parley_err sq_session_create(struct store *s, const struct store_session_new *in,
                                          char device_id_out[STORE_ID_LEN + 1])
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     char dev[STORE_ID_LEN + 1];
     int rc;
-    enum parley_err err = tx(c, ST_BEGIN);
+    enum parley_err err = sq_begin(c);
     if (err)
         goto out;
 
@@ -420,10 +262,10 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     err = stmt(c, ST_USER_EXISTS, &st);
     if (err)
         goto out;
-    rc = bind_text(st, 1, in->user_id);
+    rc = sq_bind_text(st, 1, in->user_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
-    stmt_done(st);
+    sq_stmt_done(st);
     if (rc == SQLITE_DONE) {
         err = PARLEY_ERR_NOTFOUND;
         goto out;
@@ -444,16 +286,16 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     err = stmt(c, ST_DEV_COUNT, &st);
     if (err)
         goto out;
-    rc = bind_text(st, 1, in->user_id);
+    rc = sq_bind_text(st, 1, in->user_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "device_count");
         goto out;
     }
     int64_t n = sqlite3_column_int64(st, 0);
-    stmt_done(st);
+    sq_stmt_done(st);
     if (n >= (int64_t)in->max_devices) {
         err = PARLEY_ERR_LIMIT;
         goto out;
@@ -463,19 +305,19 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     err = stmt(c, ST_DEV_INSERT, &st);
     if (err)
         goto out;
-    rc = bind_text(st, 1, dev);
+    rc = sq_bind_text(st, 1, dev);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 2, in->user_id);
+        rc = sq_bind_text(st, 2, in->user_id);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 3, in->device_name ? in->device_name : "");
+        rc = sq_bind_text(st, 3, in->device_name ? in->device_name : "");
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, in->now);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "device_insert");
         goto out;
     }
-    err = step_done(c, st, "device_insert");
+    err = sq_step_done(c, st, "device_insert");
     if (err)
         goto out;
 
@@ -484,35 +326,35 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
         goto out;
     rc = sqlite3_bind_blob(st, 1, in->token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 2, in->user_id);
+        rc = sq_bind_text(st, 2, in->user_id);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 3, dev);
+        rc = sq_bind_text(st, 3, dev);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, in->now);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 5, in->expires_at);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "session_insert");
         goto out;
     }
-    err = step_done(c, st, "session_insert");
+    err = sq_step_done(c, st, "session_insert");
     if (err)
         goto out;
-    err = tx(c, ST_COMMIT);
+    err = sq_commit(c);
     if (err == PARLEY_OK)
         memcpy(device_id_out, dev, sizeof dev);
 out:
     if (err)
-        rollback(c);
-    conn_put(sq(s), c);
+        sq_rollback(c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_hash, int64_t now,
                                          struct store_session *out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     struct store_session r;
     int64_t last_seen = 0;
@@ -526,8 +368,8 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (!col_text(st, 0, r.user_id, sizeof r.user_id) ||
-            !col_text(st, 1, r.device_id, sizeof r.device_id))
+        if (!sq_col_text(st, 0, r.user_id, sizeof r.user_id) ||
+            !sq_col_text(st, 1, r.device_id, sizeof r.device_id))
             err = PARLEY_ERR_STORE;
         r.expires_at = sqlite3_column_int64(st, 2);
         last_seen = sqlite3_column_int64(st, 3);
@@ -536,7 +378,7 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
     } else {
         err = sq_err(c, rc, "session_lookup");
     }
-    stmt_done(st);
+    sq_stmt_done(st);
     if (err)
         goto out;
 
@@ -544,33 +386,33 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
         err = stmt(c, ST_DEV_TOUCH, &st);
         if (err)
             goto out;
-        rc = bind_text(st, 1, r.device_id);
+        rc = sq_bind_text(st, 1, r.device_id);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 2, now);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 3, now - TOUCH_INTERVAL_S);
         if (rc != SQLITE_OK) {
-            stmt_done(st);
+            sq_stmt_done(st);
             err = sq_err(c, rc, "device_touch");
             goto out;
         }
-        err = step_done(c, st, "device_touch");
+        err = sq_step_done(c, st, "device_touch");
         if (err)
             goto out;
     }
     *out = r;
 out:
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_hash)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     char dev[STORE_ID_LEN + 1];
     int rc;
-    enum parley_err err = tx(c, ST_BEGIN);
+    enum parley_err err = sq_begin(c);
     if (err)
         goto out;
     err = stmt(c, ST_SESS_DEVICE, &st);
@@ -580,14 +422,14 @@ static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_h
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (!col_text(st, 0, dev, sizeof dev))
+        if (!sq_col_text(st, 0, dev, sizeof dev))
             err = PARLEY_ERR_STORE;
     } else if (rc == SQLITE_DONE) {
         err = PARLEY_ERR_NOTFOUND;
     } else {
         err = sq_err(c, rc, "session_delete");
     }
-    stmt_done(st);
+    sq_stmt_done(st);
     if (err)
         goto out;
 
@@ -596,40 +438,40 @@ static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_h
         goto out;
     rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "session_delete");
         goto out;
     }
-    err = step_done(c, st, "session_delete");
+    err = sq_step_done(c, st, "session_delete");
     if (err)
         goto out;
 
     err = stmt(c, ST_DEV_DEL_IF_EMPTY, &st);
     if (err)
         goto out;
-    rc = bind_text(st, 1, dev);
+    rc = sq_bind_text(st, 1, dev);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "device_delete");
         goto out;
     }
-    err = step_done(c, st, "device_delete");
+    err = sq_step_done(c, st, "device_delete");
     if (err)
         goto out;
-    err = tx(c, ST_COMMIT);
+    err = sq_commit(c);
 out:
     if (err)
-        rollback(c);
-    conn_put(sq(s), c);
+        sq_rollback(c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, size_t *n_out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     size_t n = 0;
-    enum parley_err err = tx(c, ST_BEGIN);
+    enum parley_err err = sq_begin(c);
     if (err)
         goto out;
     err = stmt(c, ST_SESS_PURGE, &st);
@@ -637,21 +479,21 @@ static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, si
         goto out;
     int rc = sqlite3_bind_int64(st, 1, now);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
+        sq_stmt_done(st);
         err = sq_err(c, rc, "session_purge");
         goto out;
     }
-    err = step_done(c, st, "session_purge");
+    err = sq_step_done(c, st, "session_purge");
     if (err)
         goto out;
     n = (size_t)sqlite3_changes(c->db);
     err = stmt(c, ST_DEV_DEL_ORPHANS_ALL, &st);
     if (err)
         goto out;
-    err = step_done(c, st, "device_purge");
+    err = sq_step_done(c, st, "device_purge");
     if (err)
         goto out;
-    err = tx(c, ST_COMMIT);
+    err = sq_commit(c);
     if (err)
         goto out;
     /* Deleted means gone from the files too: fold the WAL back and truncate it. A busy
@@ -662,8 +504,8 @@ static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, si
         *n_out = n;
 out:
     if (err)
-        rollback(c);
-    conn_put(sq(s), c);
+        sq_rollback(c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
@@ -672,7 +514,7 @@ out:
 static enum parley_err sq_device_list(struct store *s, const char *user_id,
                                       struct store_device **out, size_t *n_out)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     struct store_device *v = NULL;
     size_t n = 0, cap = 0;
@@ -680,7 +522,7 @@ static enum parley_err sq_device_list(struct store *s, const char *user_id,
     enum parley_err err = stmt(c, ST_DEV_LIST, &st);
     if (err)
         goto out;
-    rc = bind_text(st, 1, user_id);
+    rc = sq_bind_text(st, 1, user_id);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
@@ -694,7 +536,8 @@ static enum parley_err sq_device_list(struct store *s, const char *user_id,
         }
         struct store_device *d = &v[n];
         memset(d, 0, sizeof *d);
-        if (!col_text(st, 0, d->id, sizeof d->id) || !col_text(st, 1, d->name, sizeof d->name)) {
+        if (!sq_col_text(st, 0, d->id, sizeof d->id) ||
+            !sq_col_text(st, 1, d->name, sizeof d->name)) {
             err = PARLEY_ERR_STORE;
             break;
         }
@@ -705,9 +548,9 @@ static enum parley_err sq_device_list(struct store *s, const char *user_id,
     }
     if (!err && rc != SQLITE_DONE)
         err = sq_err(c, rc, "device_list");
-    stmt_done(st);
+    sq_stmt_done(st);
 out:
-    conn_put(sq(s), c);
+    sq_conn_put(sq(s), c);
     if (err) {
         free(v);
         return err;
@@ -719,27 +562,27 @@ out:
 
 static enum parley_err sq_device_delete(struct store *s, const char *user_id, const char *device_id)
 {
-    struct conn *c = conn_get(sq(s));
+    struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     int rc;
-    enum parley_err err = tx(c, ST_BEGIN);
+    enum parley_err err = sq_begin(c);
     if (err)
         goto out;
     /* Sessions first, explicitly: revocation must not depend on the foreign-key pragma. */
     for (int i = 0; i < 2; i++) {
-        enum stmt_id id = i == 0 ? ST_SESS_DEL_DEVICE : ST_DEV_DELETE;
+        enum sq_stmt_id id = i == 0 ? ST_SESS_DEL_DEVICE : ST_DEV_DELETE;
         err = stmt(c, id, &st);
         if (err)
             goto out;
-        rc = bind_text(st, 1, device_id);
+        rc = sq_bind_text(st, 1, device_id);
         if (rc == SQLITE_OK)
-            rc = bind_text(st, 2, user_id);
+            rc = sq_bind_text(st, 2, user_id);
         if (rc != SQLITE_OK) {
-            stmt_done(st);
+            sq_stmt_done(st);
             err = sq_err(c, rc, "device_delete");
             goto out;
         }
-        err = step_done(c, st, "device_delete");
+        err = sq_step_done(c, st, "device_delete");
         if (err)
             goto out;
     }
@@ -747,17 +590,17 @@ static enum parley_err sq_device_delete(struct store *s, const char *user_id, co
         err = PARLEY_ERR_NOTFOUND;
         goto out;
     }
-    err = tx(c, ST_COMMIT);
+    err = sq_commit(c);
 out:
     if (err)
-        rollback(c);
-    conn_put(sq(s), c);
+        sq_rollback(c);
+    sq_conn_put(sq(s), c);
     return err;
 }
 
 /* ---- open / close ---- */
 
-static void conn_close(struct conn *c)
+static void conn_close(struct sq_conn *c)
 {
     for (size_t i = 0; i < ST__COUNT; i++) {
         sqlite3_finalize(c->st[i]);
@@ -771,7 +614,7 @@ static void conn_close(struct conn *c)
 static void sq_close(struct store *base)
 {
     struct sq_store *s = sq(base);
-    for (size_t i = 0; i < POOL_SIZE; i++)
+    for (size_t i = 0; i < SQ_POOL_SIZE; i++)
         conn_close(&s->conns[i]);
     if (s->sync_inited) {
         pthread_cond_destroy(&s->cv);
@@ -792,10 +635,24 @@ static const struct store_ops sqlite_ops = {
     .session_purge_expired = sq_session_purge_expired,
     .device_list = sq_device_list,
     .device_delete = sq_device_delete,
+    .keys_put = sq_keys_put,
+    .keys_take_bundles = sq_keys_take_bundles,
+    .keys_stock = sq_keys_stock,
+    .keyed_devices = sq_keyed_devices,
+    .group_create = sq_group_create,
+    .group_get = sq_group_get,
+    .group_list = sq_group_list,
+    .group_member_set = sq_group_member_set,
+    .group_member_remove = sq_group_member_remove,
+    .group_rename = sq_group_rename,
+    .queue_apply = sq_queue_apply,
+    .queue_fetch = sq_queue_fetch,
+    .queue_count = sq_queue_count,
+    .queue_purge_expired = sq_queue_purge_expired,
     .close = sq_close,
 };
 
-static enum parley_err exec_sql(struct conn *c, const char *sql, const char *what)
+static enum parley_err exec_sql(struct sq_conn *c, const char *sql, const char *what)
 {
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -803,22 +660,38 @@ static enum parley_err exec_sql(struct conn *c, const char *sql, const char *wha
     return PARLEY_OK;
 }
 
-static enum parley_err conn_open(struct conn *c, const char *path)
+static enum parley_err conn_open(struct sq_conn *c, const char *path)
 {
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return sq_err(c, rc, "open");
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-    return exec_sql(c,
-                    "PRAGMA foreign_keys = ON;"
-                    "PRAGMA secure_delete = ON;"
-                    "PRAGMA synchronous = FULL;"
-                    "PRAGMA trusted_schema = OFF;",
-                    "pragmas");
+    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    enum parley_err err = exec_sql(c,
+                                   "PRAGMA foreign_keys = ON;"
+                                   "PRAGMA secure_delete = ON;"
+                                   "PRAGMA synchronous = FULL;"
+                                   "PRAGMA trusted_schema = OFF;",
+                                   "pragmas");
+    if (err)
+        return err;
+    /* Deleting a device or user must take its keys, queue and memberships with it (the
+     * ON DELETE CASCADE clauses): refuse a SQLite built without foreign keys, which
+     * would accept the pragma silently. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(c->db, "PRAGMA foreign_keys", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW || sqlite3_column_int(st, 0) != 1) {
+        log_event(LOG_ERROR, "store_error", "op", "pragmas", "detail", "foreign keys not enforced",
+                  NULL);
+        err = PARLEY_ERR_STORE;
+    }
+    sqlite3_finalize(st);
+    return err;
 }
 
-static enum parley_err set_wal(struct conn *c)
+static enum parley_err set_wal(struct sq_conn *c)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
@@ -839,7 +712,7 @@ static enum parley_err set_wal(struct conn *c)
     return err;
 }
 
-static enum parley_err migrate(struct conn *c)
+static enum parley_err migrate(struct sq_conn *c)
 {
     sqlite3_stmt *st = NULL;
     int latest = store_schema_version_latest();
@@ -974,7 +847,7 @@ enum parley_err store_open_sqlite(const char *path, struct store **out)
     err = migrate(&s->conns[0]);
     if (err)
         goto out;
-    for (size_t i = 1; i < POOL_SIZE; i++) {
+    for (size_t i = 1; i < SQ_POOL_SIZE; i++) {
         err = conn_open(&s->conns[i], path);
         if (err)
             goto out;

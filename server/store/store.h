@@ -126,8 +126,8 @@ struct store_ops {
     enum parley_err (*keys_put)(struct store *s, const struct store_keys_upload *in,
                                 size_t *stock_out);
     enum parley_err (*keys_take_bundles)(struct store *s, const char *user_id,
-                                         const char *device_id, struct store_bundle **out,
-                                         size_t *n_out);
+                                         const char *device_id, const char *except_device,
+                                         struct store_bundle **out, size_t *n_out);
     enum parley_err (*keys_stock)(struct store *s, const char *device_id, size_t *n_out);
     enum parley_err (*keyed_devices)(struct store *s, const char *user_id,
                                      struct store_user_device **out, size_t *n_out);

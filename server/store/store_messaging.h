@@ -83,11 +83,13 @@ struct store_user_device {
  * in stock afterwards. */
 PARLEY_WUR enum parley_err store_keys_put(struct store *s, const struct store_keys_upload *in,
                                           size_t *stock_out);
-/* Bundles of every keyed device of user_id (device_id NULL) or of that one device, in
- * device creation order; each consumes the device's lowest-id one-time prekey, in one
- * transaction. NOTFOUND when there is no keyed device to return. */
+/* Bundles of every keyed device of user_id other than except_device (device_id NULL), or
+ * of that one device, in device creation order; each consumes the device's lowest-id
+ * one-time prekey, in one transaction. except_device (may be NULL) is the asking device,
+ * which never needs its own bundle. NOTFOUND when there is no keyed device to return. */
 PARLEY_WUR enum parley_err store_keys_take_bundles(struct store *s, const char *user_id,
                                                    const char *device_id,
+                                                   const char *except_device,
                                                    struct store_bundle **out, size_t *n_out);
 /* One-time prekeys left for device_id (0 when none or unknown device). */
 PARLEY_WUR enum parley_err store_keys_stock(struct store *s, const char *device_id,
@@ -246,8 +248,9 @@ PARLEY_WUR enum parley_err store_queue_count(struct store *s, const char *device
 /*
  * Retention (P9): in one transaction, delete up to limit envelopes with expires_at <= now
  * and the remembered client message ids past their expiry; for every expired MESSAGE,
- * queue one EXPIRED notice per (message, recipient user) to each keyed device of its
- * sender (expiring at now + notice_ttl_s), unless the sender is gone. Returns the
+ * queue one EXPIRED notice per (message, recipient user other than the sender) to each
+ * keyed device of its sender (expiring at now + notice_ttl_s), unless the sender is gone
+ * (a sync copy to the sender's own device expiring is not news). Returns the
  * notices created (with ids) so the caller can push them; *n_purged (may be NULL) gets
  * the number of envelopes deleted.
  */

@@ -1,0 +1,194 @@
+/*
+ * sqlite_conn.c — the shared machinery of the SQLite backend (see sqlite_int.h): the
+ * connection pool, error mapping, the per-connection statement cache, transactions and
+ * savepoints, and the binding/reading helpers. No SQL about the schema lives here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sqlite_int.h"
+
+/* ---- pool ---- */
+
+struct sq_conn *sq_conn_get(struct sq_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (size_t i = 0; i < SQ_POOL_SIZE; i++) {
+            if (!s->busy[i]) {
+                s->busy[i] = true;
+                pthread_mutex_unlock(&s->mu);
+                return &s->conns[i];
+            }
+        }
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+}
+
+void sq_conn_put(struct sq_store *s, struct sq_conn *c)
+{
+    size_t i = (size_t)(c - s->conns);
+    pthread_mutex_lock(&s->mu);
+    s->busy[i] = false;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- errors ---- */
+
+enum parley_err sq_err(struct sq_conn *c, int rc, const char *what)
+{
+    int primary = rc & 0xff;
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return PARLEY_ERR_EXISTS;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return PARLEY_ERR_NOTFOUND;
+    if (primary == SQLITE_NOMEM)
+        return PARLEY_ERR_NOMEM;
+    /* SQLite's messages name tables and columns, never values: safe to log (P24). */
+    log_event(LOG_ERROR, "store_error", "op", what, "sqlite", sqlite3_errstr(rc), "detail",
+              c && c->db ? sqlite3_errmsg(c->db) : "", NULL);
+    return PARLEY_ERR_STORE;
+}
+
+/* ---- statements ---- */
+
+enum parley_err sq_stmt(struct sq_conn *c, enum sq_stmt_id id, const char *sql, sqlite3_stmt **out)
+{
+    if (!c->st[id]) {
+        if (!sql) {
+            log_event(LOG_ERROR, "store_error", "op", "prepare", "detail", "no SQL for slot", NULL);
+            return PARLEY_ERR_STORE;
+        }
+        int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL);
+        if (rc != SQLITE_OK) {
+            c->st[id] = NULL;
+            return sq_err(c, rc, "prepare");
+        }
+    }
+    *out = c->st[id];
+    return PARLEY_OK;
+}
+
+void sq_stmt_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+enum parley_err sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sq_stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return sq_err(c, rc, what);
+    return PARLEY_OK;
+}
+
+/* ---- transactions ---- */
+
+static const char *const tx_sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT op",
+    [ST_RELEASE] = "RELEASE op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO op",
+};
+
+static enum parley_err tx(struct sq_conn *c, enum sq_stmt_id id, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = sq_stmt(c, id, tx_sql[id], &st);
+    if (err)
+        return err;
+    return sq_step_done(c, st, what);
+}
+
+enum parley_err sq_begin(struct sq_conn *c)
+{
+    return tx(c, ST_BEGIN, "begin");
+}
+
+enum parley_err sq_begin_read(struct sq_conn *c)
+{
+    return tx(c, ST_BEGIN_READ, "begin");
+}
+
+enum parley_err sq_commit(struct sq_conn *c)
+{
+    return tx(c, ST_COMMIT, "commit");
+}
+
+void sq_rollback(struct sq_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        (void)!tx(c, ST_ROLLBACK, "rollback");
+}
+
+enum parley_err sq_savepoint(struct sq_conn *c)
+{
+    return tx(c, ST_SAVEPOINT, "savepoint");
+}
+
+enum parley_err sq_release(struct sq_conn *c)
+{
+    return tx(c, ST_RELEASE, "release");
+}
+
+enum parley_err sq_rollback_to(struct sq_conn *c)
+{
+    enum parley_err err = tx(c, ST_ROLLBACK_TO, "rollback_to");
+    if (err)
+        return err;
+    /* ROLLBACK TO keeps the savepoint open: release it so levels stay balanced. */
+    return tx(c, ST_RELEASE, "release");
+}
+
+/* ---- binding and reading ---- */
+
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+int sq_bind_opt_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (!s || !s[0])
+        return sqlite3_bind_null(st, i);
+    return sq_bind_text(st, i, s);
+}
+
+int sq_bind_size(sqlite3_stmt *st, int i, size_t v)
+{
+    return sqlite3_bind_int64(st, i, v > (size_t)INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+bool sq_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!t) {
+        dst[0] = '\0';
+        return true;
+    }
+    if (n >= cap)
+        return false;
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return true;
+}
+
+bool sq_col_blob(sqlite3_stmt *st, int i, uint8_t *dst, size_t n)
+{
+    const void *b = sqlite3_column_blob(st, i);
+    if ((size_t)sqlite3_column_bytes(st, i) != n || (n > 0 && !b))
+        return false;
+    if (n > 0)
+        memcpy(dst, b, n);
+    return true;
+}

@@ -1,0 +1,207 @@
+/*
+ * sqlite_int.h — private to the SQLite backend of the store (server/store/sqlite*.c):
+ * the connection pool, the per-connection cache of prepared statements, and the small
+ * helpers every sqlite_*.c file shares. Nothing outside server/store/ includes it.
+ *
+ * Files: sqlite_conn.c (pool, statements, errors, binding), sqlite.c (accounts,
+ * sessions, devices, open, migrate, the ops table), sqlite_keys.c, sqlite_groups.c,
+ * sqlite_queue.c (the messaging ops of store_messaging.h). The sq_ prefix marks names
+ * private to the backend.
+ *
+ * Invariants: a struct sq_conn is used by one thread at a time (borrowed with
+ * sq_conn_get, returned with sq_conn_put); a cached statement is always handed out
+ * reset and with no bindings, and is reset again (sq_stmt_done) before the connection is
+ * returned. Write transactions begin with BEGIN IMMEDIATE (sq_begin) so they wait on
+ * the busy handler instead of failing on a read-to-write upgrade.
+ */
+#ifndef PARLEY_SERVER_STORE_SQLITE_INT_H
+#define PARLEY_SERVER_STORE_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define SQ_POOL_SIZE 8
+#define SQ_BUSY_TIMEOUT_MS 10000
+
+/* Every cached statement has a slot here; its SQL lives in the file that uses it, in a
+ * table indexed by these ids (see sq_stmt). Grouped by file. */
+enum sq_stmt_id {
+    /* sqlite_conn.c: transactions */
+    ST_BEGIN,
+    ST_BEGIN_READ,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    /* sqlite.c: accounts, sessions, devices */
+    ST_USER_INSERT,
+    ST_USER_BY_ID,
+    ST_USER_BY_NAME,
+    ST_USER_UPDATE,
+    ST_USER_EXISTS,
+    ST_SESS_DEL_EXPIRED_USER,
+    ST_DEV_DEL_ORPHANS_USER,
+    ST_DEV_COUNT,
+    ST_DEV_INSERT,
+    ST_SESS_INSERT,
+    ST_SESS_LOOKUP,
+    ST_DEV_TOUCH,
+    ST_SESS_DEVICE,
+    ST_SESS_DELETE,
+    ST_DEV_DEL_IF_EMPTY,
+    ST_SESS_PURGE,
+    ST_DEV_DEL_ORPHANS_ALL,
+    ST_DEV_LIST,
+    ST_SESS_DEL_DEVICE,
+    ST_DEV_DELETE,
+    /* sqlite_keys.c */
+    ST_KEY_DEV_OF_USER,
+    ST_KEY_GET_IDENTITY,
+    ST_KEY_INSERT,
+    ST_KEY_UPDATE_SPK,
+    ST_KEY_OPK_PUT,
+    ST_KEY_OPK_COUNT,
+    ST_KEY_BUNDLES_USER,
+    ST_KEY_BUNDLE_DEVICE,
+    ST_KEY_OPK_LOWEST,
+    ST_KEY_OPK_DELETE,
+    ST_KEY_KEYED_DEVICES,
+    /* sqlite_groups.c */
+    ST_GRP_INSERT,
+    ST_GRP_MEMBER_INSERT,
+    ST_GRP_GET,
+    ST_GRP_MEMBERS,
+    ST_GRP_LIST,
+    ST_GRP_EXISTS,
+    ST_GRP_MEMBER_ADMIN,
+    ST_GRP_MEMBER_COUNT,
+    ST_GRP_TOUCH,
+    ST_GRP_MEMBER_DELETE,
+    ST_GRP_RENAME,
+    /* sqlite_queue.c */
+    ST_Q_SENDER_OK,
+    ST_Q_SEEN_GET,
+    ST_Q_SEEN_PUT,
+    ST_Q_GROUP_MEMBER,
+    ST_Q_RCPT_DIRECT,
+    ST_Q_RCPT_GROUP,
+    ST_Q_DEVICE_USER,
+    ST_Q_DEPTH,
+    ST_Q_INSERT,
+    ST_Q_ACK,
+    ST_Q_FETCH,
+    ST_Q_EXPIRED,
+    ST_Q_DELETE,
+    ST_Q_SEEN_PURGE,
+    ST_Q_USERNAME,
+    ST__COUNT
+};
+
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+struct sq_store {
+    struct store base; /* first: struct store * <-> struct sq_store * */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_inited;
+    struct sq_conn conns[SQ_POOL_SIZE];
+    bool busy[SQ_POOL_SIZE];
+};
+
+static inline struct sq_store *sq(struct store *s)
+{
+    return (struct sq_store *)s;
+}
+
+/* ---- pool (sqlite_conn.c) ---- */
+
+/* Borrow a connection, waiting while all are busy. Never fails. */
+struct sq_conn *sq_conn_get(struct sq_store *s);
+/* Return c; it must be outside any transaction, its statements reset. */
+void sq_conn_put(struct sq_store *s, struct sq_conn *c);
+
+/* ---- errors ---- */
+
+/* Map a SQLite result code to a parley error: a unique/primary-key conflict is EXISTS,
+ * a foreign-key violation NOTFOUND, out of memory NOMEM, anything else STORE (logged
+ * with `what`, SQLite's message, which names tables and columns, never values). */
+enum parley_err sq_err(struct sq_conn *c, int rc, const char *what);
+
+/* ---- statements ---- */
+
+/* The cached statement for slot id, prepared from sql on first use (sql is the caller's
+ * table entry for id; NULL is a programming error reported as STORE). Reset, unbound. */
+enum parley_err sq_stmt(struct sq_conn *c, enum sq_stmt_id id, const char *sql, sqlite3_stmt **out);
+/* Reset st and clear its bindings. Accepts NULL. */
+void sq_stmt_done(sqlite3_stmt *st);
+/* Step a statement that returns no rows (bindings already made), then reset it. */
+enum parley_err sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what);
+
+/* ---- transactions ---- */
+
+enum parley_err sq_begin(struct sq_conn *c);      /* BEGIN IMMEDIATE: writers */
+enum parley_err sq_begin_read(struct sq_conn *c); /* BEGIN (deferred): a consistent read */
+enum parley_err sq_commit(struct sq_conn *c);
+/* Roll back if a transaction is open; never fails (errors are logged). */
+void sq_rollback(struct sq_conn *c);
+/* One savepoint level (named "op") inside a transaction: sq_savepoint, then either
+ * sq_release (keep) or sq_rollback_to (undo and release). */
+enum parley_err sq_savepoint(struct sq_conn *c);
+enum parley_err sq_release(struct sq_conn *c);
+enum parley_err sq_rollback_to(struct sq_conn *c);
+
+/* ---- binding and reading ---- */
+
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* NULL when s is NULL or empty: optional fields are NULL in the database, "" in C. */
+int sq_bind_opt_text(sqlite3_stmt *st, int i, const char *s);
+/* Bind a size_t, saturated to INT64_MAX. */
+int sq_bind_size(sqlite3_stmt *st, int i, size_t v);
+/* Copy a text column into dst (cap bytes including the NUL); NULL reads as "". false if
+ * it does not fit (a corrupt row: the store never writes such a value). */
+bool sq_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap);
+/* Copy a blob column of exactly n bytes into dst. false if its size differs. */
+bool sq_col_blob(sqlite3_stmt *st, int i, uint8_t *dst, size_t n);
+
+/* ---- the messaging ops (contracts in store_messaging.h; arguments checked by store.c) */
+
+enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in, size_t *stock_out);
+enum parley_err sq_keys_take_bundles(struct store *s, const char *user_id, const char *device_id,
+                                     const char *except_device, struct store_bundle **out,
+                                     size_t *n_out);
+enum parley_err sq_keys_stock(struct store *s, const char *device_id, size_t *n_out);
+enum parley_err sq_keyed_devices(struct store *s, const char *user_id,
+                                 struct store_user_device **out, size_t *n_out);
+
+enum parley_err sq_group_create(struct store *s, const struct store_group *g,
+                                const struct store_group_member *members, size_t n);
+enum parley_err sq_group_get(struct store *s, const char *group_id, struct store_group *out,
+                             struct store_group_member **members, size_t *n_members);
+enum parley_err sq_group_list(struct store *s, const char *user_id, struct store_group **out,
+                              size_t *n_out);
+enum parley_err sq_group_member_set(struct store *s, const char *group_id,
+                                    const struct store_group_member *m, int64_t now);
+enum parley_err sq_group_member_remove(struct store *s, const char *group_id, const char *user_id,
+                                       int64_t now);
+enum parley_err sq_group_rename(struct store *s, const char *group_id, const char *name,
+                                int64_t now);
+
+enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size_t n, int64_t now);
+enum parley_err sq_queue_fetch(struct store *s, const char *device_id, uint64_t after_id,
+                               size_t limit, int64_t now, struct store_envelope **out,
+                               size_t *n_out);
+enum parley_err sq_queue_count(struct store *s, const char *device_id, size_t *n_out);
+enum parley_err sq_queue_purge_expired(struct store *s, int64_t now, size_t limit,
+                                       int64_t notice_ttl_s, struct store_envelope **notices,
+                                       size_t *n_notices, size_t *n_purged);
+
+#endif

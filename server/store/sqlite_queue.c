@@ -1,0 +1,841 @@
+/*
+ * sqlite_queue.c — the message queue in the SQLite backend (contracts in
+ * store_messaging.h): group-committed sends and acks, fetch, count, and the retention
+ * purge that turns expired messages into EXPIRED notices.
+ *
+ * store_queue_apply runs a whole batch in one BEGIN IMMEDIATE ... COMMIT (one fsync),
+ * with a SAVEPOINT around each op: an op that ends STALE, NOT_MEMBER, NO_TARGET,
+ * QUEUE_FULL or DUPLICATE is rolled back to its savepoint and changes nothing, while
+ * the others apply. Only a database error fails (and rolls back) the whole batch.
+ *
+ * Checks of a send, in order: the sending device belongs to sender_user (else
+ * NO_TARGET: a device revoked while its send was queued); the (sender_device,
+ * client_msg_id) pair was not accepted before and is still remembered (DUPLICATE: a
+ * retry must not be queued twice even if the recipients changed since); the target
+ * exists (NO_TARGET) and, for a group, the sender is a member (NOT_MEMBER); the copies
+ * name exactly the recipients — the keyed devices (devices with a device_keys row) of
+ * to_user and sender_user, or of every group member, minus the sending device (else
+ * STALE with missing/extra; a device named twice is extra); no recipient holds
+ * max_queue envelopes already (QUEUE_FULL, read from queue_depth, which triggers keep).
+ *
+ * P8: an ack deletes only rows of the acking device, in the batch's transaction.
+ * P9: purge deletes expired envelopes and remembered ids, queues the notices, and then
+ * checkpoints the WAL with TRUNCATE, so deleted envelopes (acked or expired) leave the
+ * -wal file too within one purge interval.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlite_int.h"
+
+#define CHECKPOINT_WAIT_MS 200
+
+#define ENV_COLS                                                                                   \
+    "device_id, user_id, kind, sender_user, sender_device, client_msg_id, group_id, peer_user, "   \
+    "peer_devices, created_at_ms, expires_at, body"
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_Q_SENDER_OK] = "SELECT 1 FROM devices WHERE id = ?1 AND user_id = ?2",
+    [ST_Q_SEEN_GET] = "SELECT 1 FROM sent_msg_ids WHERE sender_device = ?1 AND client_msg_id = ?2 "
+                      "AND expires_at > ?3",
+    [ST_Q_SEEN_PUT] = "INSERT INTO sent_msg_ids (sender_device, client_msg_id, expires_at) "
+                      "VALUES (?1, ?2, ?3) ON CONFLICT (sender_device, client_msg_id) "
+                      "DO UPDATE SET expires_at = excluded.expires_at",
+    [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
+                          "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
+    [ST_Q_RCPT_DIRECT] = "SELECT d.id, d.user_id FROM devices d "
+                         "JOIN device_keys k ON k.device_id = d.id "
+                         "WHERE d.user_id IN (?1, ?2) AND d.id <> ?3 ORDER BY d.id",
+    [ST_Q_RCPT_GROUP] = "SELECT d.id, d.user_id FROM group_members m "
+                        "JOIN devices d ON d.user_id = m.user_id "
+                        "JOIN device_keys k ON k.device_id = d.id "
+                        "WHERE m.group_id = ?1 AND d.id <> ?2 ORDER BY d.id",
+    [ST_Q_DEVICE_USER] = "SELECT user_id FROM devices WHERE id = ?1",
+    [ST_Q_DEPTH] = "SELECT n FROM queue_depth WHERE device_id = ?1",
+    [ST_Q_INSERT] = "INSERT INTO envelopes (" ENV_COLS ") "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_Q_ACK] = "DELETE FROM envelopes WHERE id = ?1 AND device_id = ?2",
+    [ST_Q_FETCH] = "SELECT e.id, e.kind, e.device_id, e.user_id, e.sender_user, "
+                   "coalesce(u.username, ''), e.sender_device, e.client_msg_id, e.group_id, "
+                   "e.peer_user, e.peer_devices, e.created_at_ms, e.expires_at, e.body "
+                   "FROM envelopes e LEFT JOIN users u ON u.id = e.sender_user "
+                   "WHERE e.device_id = ?1 AND e.id > ?2 AND e.expires_at > ?3 "
+                   "ORDER BY e.id LIMIT ?4",
+    [ST_Q_EXPIRED] = "SELECT id, kind, user_id, sender_user, sender_device, client_msg_id, "
+                     "group_id FROM envelopes WHERE expires_at <= ?1 "
+                     "ORDER BY expires_at, id LIMIT ?2",
+    [ST_Q_DELETE] = "DELETE FROM envelopes WHERE id = ?1",
+    [ST_Q_SEEN_PURGE] = "DELETE FROM sent_msg_ids WHERE expires_at <= ?1",
+    [ST_Q_USERNAME] = "SELECT username FROM users WHERE id = ?1",
+};
+
+static enum parley_err stmt(struct sq_conn *c, enum sq_stmt_id id, sqlite3_stmt **out)
+{
+    return sq_stmt(c, id, stmt_sql[id], out);
+}
+
+/* A growable array of (user, device) pairs. */
+struct ud_vec {
+    struct store_user_device *v;
+    size_t n, cap;
+};
+
+static struct store_user_device *ud_push(struct ud_vec *a)
+{
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 8;
+        struct store_user_device *nv = realloc(a->v, ncap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        a->v = nv;
+        a->cap = ncap;
+    }
+    struct store_user_device *e = &a->v[a->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* Step a one-row query whose bindings are made; *row tells whether it returned one and
+ * the caller reads columns before calling sq_stmt_done. */
+static enum parley_err step_row(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *row,
+                                const char *what)
+{
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    *row = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return PARLEY_OK;
+    return sq_err(c, rc, what);
+}
+
+/* Does the one-row query id with ?1 = a, ?2 = b (if not NULL) return a row? */
+static enum parley_err exists2(struct sq_conn *c, enum sq_stmt_id id, const char *a, const char *b,
+                               bool *found)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, a);
+    if (rc == SQLITE_OK && b)
+        rc = sq_bind_text(st, 2, b);
+    err = step_row(c, st, rc, found, "queue_send");
+    sq_stmt_done(st);
+    return err;
+}
+
+/* Username of user_id into out (cap bytes); *found false if the user is gone. */
+static enum parley_err username_of(struct sq_conn *c, const char *user_id, char *out, size_t cap,
+                                   bool *found)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_USERNAME, &st);
+    if (err)
+        return err;
+    out[0] = '\0';
+    err = step_row(c, st, sq_bind_text(st, 1, user_id), found, "username");
+    if (!err && *found && !sq_col_text(st, 0, out, cap))
+        err = PARLEY_ERR_STORE;
+    sq_stmt_done(st);
+    return err;
+}
+
+/* The keyed devices of to_user and of user_b (may equal to_user) minus except_device
+ * (id = ST_Q_RCPT_DIRECT), or of every member of a group minus except_device
+ * (ST_Q_RCPT_GROUP: a = group id, b = NULL), sorted by device id. */
+static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const char *a,
+                                  const char *b, const char *except_device, struct ud_vec *out)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, a);
+    int next = 2;
+    if (rc == SQLITE_OK && id == ST_Q_RCPT_DIRECT)
+        rc = sq_bind_text(st, next++, b);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, next, except_device);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_user_device *e = ud_push(out);
+        if (!e) {
+            err = PARLEY_ERR_NOMEM;
+            break;
+        }
+        if (!sq_col_text(st, 0, e->device_id, sizeof e->device_id) ||
+            !sq_col_text(st, 1, e->user_id, sizeof e->user_id)) {
+            err = PARLEY_ERR_STORE;
+            break;
+        }
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sq_err(c, rc, "queue_recipients");
+    sq_stmt_done(st);
+    return err;
+}
+
+/* Index of device_id in the sorted rcpt, or -1. */
+static long find_device(const struct ud_vec *rcpt, const char *device_id)
+{
+    size_t lo = 0, hi = rcpt->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(rcpt->v[mid].device_id, device_id);
+        if (cmp == 0)
+            return (long)mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Compare the copies with the recipients. Sets snd->status to STALE with missing/extra
+ * filled when they differ; else records each copy's index into rcpt in idx. */
+static enum parley_err match_copies(struct sq_conn *c, struct store_queue_send *snd,
+                                    const struct ud_vec *rcpt, size_t *idx)
+{
+    enum parley_err err = PARLEY_OK;
+    struct ud_vec missing = {0}, extra = {0};
+    bool *seen = calloc(rcpt->n ? rcpt->n : 1, sizeof *seen);
+    if (!seen)
+        return PARLEY_ERR_NOMEM;
+    for (size_t i = 0; i < snd->n_copies; i++) {
+        const char *dev = snd->copies[i].device_id;
+        long k = find_device(rcpt, dev);
+        if (k >= 0 && !seen[k]) {
+            seen[k] = true;
+            idx[i] = (size_t)k;
+            continue;
+        }
+        /* Not a recipient (or named twice): report it with its user when it exists. */
+        struct store_user_device *e = ud_push(&extra);
+        if (!e) {
+            err = PARLEY_ERR_NOMEM;
+            goto out;
+        }
+        snprintf(e->device_id, sizeof e->device_id, "%s", dev);
+        sqlite3_stmt *st = NULL;
+        bool row = false;
+        err = stmt(c, ST_Q_DEVICE_USER, &st);
+        if (err)
+            goto out;
+        err = step_row(c, st, sq_bind_text(st, 1, dev), &row, "queue_send");
+        if (!err && row && !sq_col_text(st, 0, e->user_id, sizeof e->user_id))
+            err = PARLEY_ERR_STORE;
+        sq_stmt_done(st);
+        if (err)
+            goto out;
+    }
+    for (size_t k = 0; k < rcpt->n; k++) {
+        if (seen[k])
+            continue;
+        struct store_user_device *e = ud_push(&missing);
+        if (!e) {
+            err = PARLEY_ERR_NOMEM;
+            goto out;
+        }
+        *e = rcpt->v[k];
+    }
+    if (missing.n || extra.n) {
+        snd->status = STORE_SEND_STALE;
+        snd->missing = missing.v;
+        snd->n_missing = missing.n;
+        snd->extra = extra.v;
+        snd->n_extra = extra.n;
+        missing.v = extra.v = NULL;
+    }
+out:
+    free(missing.v);
+    free(extra.v);
+    free(seen);
+    return err;
+}
+
+/* Insert one envelope row; *id_out gets its id. */
+static enum parley_err env_insert(struct sq_conn *c, const struct store_envelope *e,
+                                  const uint8_t *body, size_t body_len, uint64_t *id_out)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_INSERT, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, e->device_id);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, 2, e->user_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 3, (int)e->kind);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, 4, e->sender_user);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, 5, e->sender_device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 6, e->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_opt_text(st, 7, e->group_id);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_opt_text(st, 8, e->peer_user);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 9, e->peer_devices);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, e->created_at_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 11, e->expires_at);
+    if (rc == SQLITE_OK) {
+        if (e->kind == STORE_ENV_MESSAGE)
+            rc = sqlite3_bind_blob64(st, 12, body ? (const void *)body : (const void *)"", body_len,
+                                     SQLITE_STATIC);
+        else
+            rc = sqlite3_bind_null(st, 12);
+    }
+    if (rc != SQLITE_OK) {
+        sq_stmt_done(st);
+        return sq_err(c, rc, "queue_insert");
+    }
+    err = sq_step_done(c, st, "queue_insert");
+    if (!err)
+        *id_out = (uint64_t)sqlite3_last_insert_rowid(c->db);
+    return err;
+}
+
+/* Everything about a send after its savepoint; leaves snd->status set. Returns an error
+ * only for a database failure (the whole batch then fails). */
+static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_queue_send *snd,
+                                              int64_t now, struct ud_vec *rcpt)
+{
+    bool found = false;
+    sqlite3_stmt *st = NULL;
+    char name[STORE_USERNAME_MAX + 1];
+    size_t *idx = NULL;
+    struct store_envelope e;
+    enum parley_err err = exists2(c, ST_Q_SENDER_OK, snd->sender_device, snd->sender_user, &found);
+    if (err)
+        return err;
+    if (!found) {
+        snd->status = STORE_SEND_NO_TARGET;
+        return PARLEY_OK;
+    }
+
+    err = stmt(c, ST_Q_SEEN_GET, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, snd->sender_device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, now);
+    err = step_row(c, st, rc, &found, "queue_send");
+    sq_stmt_done(st);
+    if (err)
+        return err;
+    if (found) {
+        snd->status = STORE_SEND_DUPLICATE;
+        return PARLEY_OK;
+    }
+
+    rcpt->n = 0;
+    if (snd->group_id) {
+        err = stmt(c, ST_Q_GROUP_MEMBER, &st);
+        if (err)
+            return err;
+        rc = sq_bind_text(st, 1, snd->group_id);
+        if (rc == SQLITE_OK)
+            rc = sq_bind_text(st, 2, snd->sender_user);
+        err = step_row(c, st, rc, &found, "queue_send");
+        bool group = found && sqlite3_column_type(st, 0) != SQLITE_NULL;
+        bool member = found && sqlite3_column_type(st, 1) != SQLITE_NULL;
+        sq_stmt_done(st);
+        if (err)
+            return err;
+        if (!group || !member) {
+            snd->status = group ? STORE_SEND_NOT_MEMBER : STORE_SEND_NO_TARGET;
+            return PARLEY_OK;
+        }
+        err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, rcpt);
+    } else {
+        err = username_of(c, snd->to_user, name, sizeof name, &found);
+        if (err)
+            return err;
+        if (!found) {
+            snd->status = STORE_SEND_NO_TARGET;
+            return PARLEY_OK;
+        }
+        err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
+                         rcpt);
+    }
+    if (err)
+        return err;
+
+    idx = calloc(snd->n_copies ? snd->n_copies : 1, sizeof *idx);
+    if (!idx)
+        return PARLEY_ERR_NOMEM;
+    err = match_copies(c, snd, rcpt, idx);
+    if (err || snd->status != STORE_SEND_OK)
+        goto out;
+
+    for (size_t i = 0; i < snd->n_copies; i++) {
+        err = stmt(c, ST_Q_DEPTH, &st);
+        if (err)
+            goto out;
+        err = step_row(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found, "queue_send");
+        int64_t depth = found ? sqlite3_column_int64(st, 0) : 0;
+        sq_stmt_done(st);
+        if (err)
+            goto out;
+        if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
+            snd->status = STORE_SEND_QUEUE_FULL;
+            goto out;
+        }
+    }
+
+    memset(&e, 0, sizeof e);
+    e.kind = STORE_ENV_MESSAGE;
+    snprintf(e.sender_user, sizeof e.sender_user, "%s", snd->sender_user);
+    snprintf(e.sender_device, sizeof e.sender_device, "%s", snd->sender_device);
+    memcpy(e.client_msg_id, snd->client_msg_id, STORE_MSGID_BYTES);
+    snprintf(e.group_id, sizeof e.group_id, "%s", snd->group_id ? snd->group_id : "");
+    e.created_at_ms = snd->created_at_ms;
+    e.expires_at = snd->expires_at;
+    for (size_t i = 0; i < snd->n_copies; i++) {
+        struct store_copy *cp = &snd->copies[i];
+        const struct store_user_device *r = &rcpt->v[idx[i]];
+        memcpy(e.device_id, r->device_id, sizeof e.device_id);
+        memcpy(e.user_id, r->user_id, sizeof e.user_id);
+        err = env_insert(c, &e, cp->body, cp->body_len, &cp->envelope_id);
+        if (err)
+            goto out;
+        memcpy(cp->user_id, r->user_id, sizeof cp->user_id);
+    }
+
+    /* Remember the id for DUPLICATE as long as the message may sit in the queue. */
+    err = stmt(c, ST_Q_SEEN_PUT, &st);
+    if (err)
+        goto out;
+    rc = sq_bind_text(st, 1, snd->sender_device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, snd->expires_at);
+    if (rc != SQLITE_OK) {
+        sq_stmt_done(st);
+        err = sq_err(c, rc, "queue_send");
+        goto out;
+    }
+    err = sq_step_done(c, st, "queue_send");
+out:
+    free(idx);
+    return err;
+}
+
+static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *snd, int64_t now,
+                                  struct ud_vec *rcpt)
+{
+    enum parley_err err = sq_savepoint(c);
+    if (err)
+        return err;
+    err = send_checks_and_insert(c, snd, now, rcpt);
+    if (err)
+        return err; /* the caller rolls the whole transaction back */
+    if (snd->status != STORE_SEND_OK) {
+        for (size_t i = 0; i < snd->n_copies; i++) {
+            snd->copies[i].envelope_id = 0;
+            snd->copies[i].user_id[0] = '\0';
+        }
+        return sq_rollback_to(c);
+    }
+    return sq_release(c);
+}
+
+static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
+{
+    enum parley_err err = sq_savepoint(c);
+    if (err)
+        return err;
+    for (size_t i = 0; i < ack->n_ids; i++) {
+        sqlite3_stmt *st = NULL;
+        err = stmt(c, ST_Q_ACK, &st);
+        if (err)
+            return err;
+        int rc = ack->ids[i] > (uint64_t)INT64_MAX
+                     ? sqlite3_bind_int64(st, 1, -1) /* no such row */
+                     : sqlite3_bind_int64(st, 1, (int64_t)ack->ids[i]);
+        if (rc == SQLITE_OK)
+            rc = sq_bind_text(st, 2, ack->device_id);
+        if (rc != SQLITE_OK) {
+            sq_stmt_done(st);
+            return sq_err(c, rc, "queue_ack");
+        }
+        err = sq_step_done(c, st, "queue_ack");
+        if (err)
+            return err;
+        ack->deleted += (size_t)sqlite3_changes(c->db);
+    }
+    return sq_release(c);
+}
+
+enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size_t n, int64_t now)
+{
+    struct sq_conn *c = sq_conn_get(sq(s));
+    struct ud_vec rcpt = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == STORE_QOP_SEND) {
+            struct store_queue_send *snd = &ops[i].u.send;
+            snd->status = STORE_SEND_OK;
+            snd->missing = snd->extra = NULL;
+            snd->n_missing = snd->n_extra = 0;
+            for (size_t k = 0; k < snd->n_copies; k++) {
+                snd->copies[k].envelope_id = 0;
+                snd->copies[k].user_id[0] = '\0';
+            }
+        } else {
+            ops[i].u.ack.deleted = 0;
+        }
+    }
+    enum parley_err err = sq_begin(c);
+    for (size_t i = 0; !err && i < n; i++) {
+        if (ops[i].kind == STORE_QOP_SEND)
+            err = apply_send(c, &ops[i].u.send, now, &rcpt);
+        else
+            err = apply_ack(c, &ops[i].u.ack);
+    }
+    if (!err)
+        err = sq_commit(c);
+    if (err) {
+        sq_rollback(c);
+        for (size_t i = 0; i < n; i++)
+            store_queue_op_cleanup(&ops[i]);
+    }
+    sq_conn_put(sq(s), c);
+    free(rcpt.v);
+    return err;
+}
+
+/* A growable array of envelopes (bodies owned). */
+struct env_vec {
+    struct store_envelope *v;
+    size_t n, cap;
+};
+
+static struct store_envelope *env_push(struct env_vec *a)
+{
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 16;
+        struct store_envelope *nv = realloc(a->v, ncap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        a->v = nv;
+        a->cap = ncap;
+    }
+    struct store_envelope *e = &a->v[a->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* Read a ST_Q_FETCH row into e (allocating its body). */
+static enum parley_err env_read(sqlite3_stmt *st, struct store_envelope *e)
+{
+    e->id = (uint64_t)sqlite3_column_int64(st, 0);
+    e->kind =
+        sqlite3_column_int(st, 1) == STORE_ENV_EXPIRED ? STORE_ENV_EXPIRED : STORE_ENV_MESSAGE;
+    if (!sq_col_text(st, 2, e->device_id, sizeof e->device_id) ||
+        !sq_col_text(st, 3, e->user_id, sizeof e->user_id) ||
+        !sq_col_text(st, 4, e->sender_user, sizeof e->sender_user) ||
+        !sq_col_text(st, 5, e->sender_username, sizeof e->sender_username) ||
+        !sq_col_text(st, 6, e->sender_device, sizeof e->sender_device) ||
+        !sq_col_blob(st, 7, e->client_msg_id, sizeof e->client_msg_id) ||
+        !sq_col_text(st, 8, e->group_id, sizeof e->group_id) ||
+        !sq_col_text(st, 9, e->peer_user, sizeof e->peer_user))
+        return PARLEY_ERR_STORE;
+    int64_t pd = sqlite3_column_int64(st, 10);
+    e->peer_devices = pd < 0 || pd > UINT32_MAX ? 0 : (uint32_t)pd;
+    e->created_at_ms = sqlite3_column_int64(st, 11);
+    e->expires_at = sqlite3_column_int64(st, 12);
+    if (sqlite3_column_type(st, 13) != SQLITE_NULL) {
+        const void *b = sqlite3_column_blob(st, 13);
+        size_t len = (size_t)sqlite3_column_bytes(st, 13);
+        e->body = malloc(len ? len : 1);
+        if (!e->body)
+            return PARLEY_ERR_NOMEM;
+        if (len)
+            memcpy(e->body, b, len);
+        e->body_len = len;
+    }
+    return PARLEY_OK;
+}
+
+enum parley_err sq_queue_fetch(struct store *s, const char *device_id, uint64_t after_id,
+                               size_t limit, int64_t now, struct store_envelope **out,
+                               size_t *n_out)
+{
+    struct sq_conn *c = sq_conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    struct env_vec a = {0};
+    enum parley_err err = stmt(c, ST_Q_FETCH, &st);
+    if (err)
+        goto out;
+    int rc = sq_bind_text(st, 1, device_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2,
+                                after_id > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)after_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, now);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_size(st, 4, limit);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_envelope *e = env_push(&a);
+        if (!e) {
+            err = PARLEY_ERR_NOMEM;
+            break;
+        }
+        err = env_read(st, e);
+        if (err)
+            break;
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sq_err(c, rc, "queue_fetch");
+    sq_stmt_done(st);
+out:
+    sq_conn_put(sq(s), c);
+    if (err) {
+        store_envelopes_free(a.v, a.n);
+        return err;
+    }
+    *out = a.v;
+    *n_out = a.n;
+    return PARLEY_OK;
+}
+
+enum parley_err sq_queue_count(struct store *s, const char *device_id, size_t *n_out)
+{
+    struct sq_conn *c = sq_conn_get(sq(s));
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    int64_t n = 0;
+    enum parley_err err = stmt(c, ST_Q_DEPTH, &st);
+    if (!err) {
+        err = step_row(c, st, sq_bind_text(st, 1, device_id), &found, "queue_count");
+        if (!err && found)
+            n = sqlite3_column_int64(st, 0);
+        sq_stmt_done(st);
+    }
+    sq_conn_put(sq(s), c);
+    if (err)
+        return err;
+    *n_out = n > 0 ? (size_t)n : 0;
+    return PARLEY_OK;
+}
+
+/* An expired row, as the purge needs it. */
+struct expired {
+    uint64_t id;
+    int kind;
+    char user_id[STORE_ID_LEN + 1];
+    char sender_user[STORE_ID_LEN + 1];
+    char sender_device[STORE_ID_LEN + 1];
+    uint8_t client_msg_id[STORE_MSGID_BYTES];
+    char group_id[STORE_ID_LEN + 1];
+};
+
+/* Order that puts the copies of one message to one recipient user side by side. */
+static int expired_cmp(const void *pa, const void *pb)
+{
+    const struct expired *a = pa, *b = pb;
+    int r = strcmp(a->sender_device, b->sender_device);
+    if (!r)
+        r = memcmp(a->client_msg_id, b->client_msg_id, STORE_MSGID_BYTES);
+    if (!r)
+        r = strcmp(a->user_id, b->user_id);
+    if (!r)
+        r = strcmp(a->sender_user, b->sender_user);
+    if (!r)
+        r = strcmp(a->group_id, b->group_id);
+    return r;
+}
+
+static enum parley_err expired_select(struct sq_conn *c, int64_t now, size_t limit,
+                                      struct expired **out, size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    struct expired *v = NULL;
+    size_t n = 0, cap = 0;
+    enum parley_err err = stmt(c, ST_Q_EXPIRED, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_bind_int64(st, 1, now);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_size(st, 2, limit);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct expired *nv = realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                err = PARLEY_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        struct expired *x = &v[n];
+        memset(x, 0, sizeof *x);
+        x->id = (uint64_t)sqlite3_column_int64(st, 0);
+        x->kind = sqlite3_column_int(st, 1);
+        if (!sq_col_text(st, 2, x->user_id, sizeof x->user_id) ||
+            !sq_col_text(st, 3, x->sender_user, sizeof x->sender_user) ||
+            !sq_col_text(st, 4, x->sender_device, sizeof x->sender_device) ||
+            !sq_col_blob(st, 5, x->client_msg_id, sizeof x->client_msg_id) ||
+            !sq_col_text(st, 6, x->group_id, sizeof x->group_id)) {
+            err = PARLEY_ERR_STORE;
+            break;
+        }
+        n++;
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sq_err(c, rc, "queue_purge");
+    sq_stmt_done(st);
+    if (err) {
+        free(v);
+        return err;
+    }
+    *out = v;
+    *n_out = n;
+    return PARLEY_OK;
+}
+
+static enum parley_err delete_id(struct sq_conn *c, uint64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_DELETE, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_bind_int64(st, 1, (int64_t)id);
+    if (rc != SQLITE_OK) {
+        sq_stmt_done(st);
+        return sq_err(c, rc, "queue_purge");
+    }
+    return sq_step_done(c, st, "queue_purge");
+}
+
+/* Queue the notices for x (the first row of a group of `count` copies of one message to
+ * one recipient user) to every keyed device of its sender, appending them to notices. */
+static enum parley_err queue_notices(struct sq_conn *c, const struct expired *x, uint32_t count,
+                                     int64_t now, int64_t notice_ttl_s, struct ud_vec *devs,
+                                     struct env_vec *notices)
+{
+    char name[STORE_USERNAME_MAX + 1];
+    bool found = false;
+    enum parley_err err = username_of(c, x->sender_user, name, sizeof name, &found);
+    if (err || !found)
+        return err; /* the sender is gone: nobody to tell */
+    devs->n = 0;
+    err = recipients(c, ST_Q_RCPT_DIRECT, x->sender_user, x->sender_user, "", devs);
+    if (err)
+        return err;
+    for (size_t i = 0; i < devs->n; i++) {
+        struct store_envelope *e = env_push(notices);
+        if (!e)
+            return PARLEY_ERR_NOMEM;
+        e->kind = STORE_ENV_EXPIRED;
+        memcpy(e->device_id, devs->v[i].device_id, sizeof e->device_id);
+        memcpy(e->user_id, x->sender_user, sizeof e->user_id);
+        memcpy(e->sender_user, x->sender_user, sizeof e->sender_user);
+        memcpy(e->sender_username, name, sizeof e->sender_username);
+        memcpy(e->sender_device, x->sender_device, sizeof e->sender_device);
+        memcpy(e->client_msg_id, x->client_msg_id, STORE_MSGID_BYTES);
+        memcpy(e->group_id, x->group_id, sizeof e->group_id);
+        memcpy(e->peer_user, x->user_id, sizeof e->peer_user);
+        e->peer_devices = count;
+        e->created_at_ms = now * 1000;
+        e->expires_at = now + notice_ttl_s;
+        err = env_insert(c, e, NULL, 0, &e->id);
+        if (err)
+            return err;
+    }
+    return PARLEY_OK;
+}
+
+enum parley_err sq_queue_purge_expired(struct store *s, int64_t now, size_t limit,
+                                       int64_t notice_ttl_s, struct store_envelope **notices,
+                                       size_t *n_notices, size_t *n_purged)
+{
+    struct sq_conn *c = sq_conn_get(sq(s));
+    struct expired *x = NULL;
+    size_t nx = 0;
+    struct env_vec out = {0};
+    struct ud_vec devs = {0};
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = sq_begin(c);
+    if (err)
+        goto out;
+    err = expired_select(c, now, limit, &x, &nx);
+    if (err)
+        goto out;
+    for (size_t i = 0; i < nx; i++) {
+        err = delete_id(c, x[i].id);
+        if (err)
+            goto out;
+    }
+    /* One notice per (message, recipient user): sort so each group is contiguous. Notices
+     * that expire are simply deleted. */
+    if (nx > 1)
+        qsort(x, nx, sizeof *x, expired_cmp);
+    for (size_t i = 0; i < nx;) {
+        size_t j = i + 1;
+        while (j < nx && expired_cmp(&x[i], &x[j]) == 0)
+            j++;
+        /* A copy for the sender's own other device is a sync copy: its expiry is not news
+         * to the sender, so only other recipients produce notices. */
+        if (x[i].kind == STORE_ENV_MESSAGE && strcmp(x[i].user_id, x[i].sender_user) != 0) {
+            err = queue_notices(c, &x[i], (uint32_t)(j - i), now, notice_ttl_s, &devs, &out);
+            if (err)
+                goto out;
+        }
+        i = j;
+    }
+    err = stmt(c, ST_Q_SEEN_PURGE, &st);
+    if (err)
+        goto out;
+    int rc = sqlite3_bind_int64(st, 1, now);
+    if (rc != SQLITE_OK) {
+        sq_stmt_done(st);
+        err = sq_err(c, rc, "queue_purge");
+        goto out;
+    }
+    err = sq_step_done(c, st, "queue_purge");
+    if (err)
+        goto out;
+    err = sq_commit(c);
+    if (err)
+        goto out;
+    /* Deleted means gone from the files too: fold the WAL back and truncate it (acked
+     * envelopes included). TRUNCATE waits on the busy handler for the writer and for
+     * readers; under load it gives up after CHECKPOINT_WAIT_MS instead of holding this
+     * connection, and the next purge tries again. */
+    sqlite3_busy_timeout(c->db, CHECKPOINT_WAIT_MS);
+    (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+out:
+    if (err)
+        sq_rollback(c);
+    sq_conn_put(sq(s), c);
+    free(x);
+    free(devs.v);
+    if (err) {
+        store_envelopes_free(out.v, out.n);
+        return err;
+    }
+    if (notices) {
+        *notices = out.v;
+        if (n_notices)
+            *n_notices = out.n;
+    } else {
+        store_envelopes_free(out.v, out.n);
+    }
+    if (n_purged)
+        *n_purged = nx;
+    return PARLEY_OK;
+}

@@ -1,0 +1,60 @@
+/*
+ * frame.h — decoding and validating one client frame of the stream (/v1/stream).
+ *
+ * This is the only place where bytes from a WebSocket become a ClientFrame: the server
+ * and the fuzzer (tests/fuzz/fuzz_stream_frame.c) both call frame_decode, so whatever
+ * the fuzzer proves holds for the server. It is pure (no I/O, no globals, any thread).
+ *
+ * Decoding is bounded twice: the input is at most FRAME_MAX_BYTES, and protobuf-c
+ * allocates through a budgeted allocator (FRAME_ALLOC_BUDGET), so a frame of many tiny
+ * repeated fields cannot turn one megabyte on the wire into a hundred in memory.
+ *
+ * Outcomes (frame_decode's return value):
+ *   FRAME_OK       out->cf is a valid request; out->id its non-zero id.
+ *   FRAME_INVALID  the bytes are not a usable frame (not protobuf, no body, id 0):
+ *                  answer Error{code "invalid_frame"} with id 0 and count it against
+ *                  the connection.
+ *   FRAME_REFUSED  a well-formed frame whose request is refused: answer Error with
+ *                  out->id, out->code and out->message (static strings).
+ */
+#ifndef PARLEY_SERVER_STREAM_FRAME_H
+#define PARLEY_SERVER_STREAM_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/stream.pb-c.h"
+
+#define FRAME_MAX_BYTES (1u << 20)          /* one WebSocket message (transport limit) */
+#define FRAME_ALLOC_BUDGET (8u << 20)       /* bytes protobuf-c may allocate per frame */
+#define FRAME_MAX_COPIES 1536               /* 256 group members x 6 devices */
+#define FRAME_MAX_ACK_IDS 1024              /* envelope ids in one Ack */
+#define FRAME_MSGID_BYTES 16
+
+enum frame_status { FRAME_OK = 0, FRAME_INVALID, FRAME_REFUSED };
+
+struct frame_limits {
+    size_t max_envelope; /* bytes of one copy's ciphertext (config max_envelope) */
+    size_t max_copies;   /* 0 = FRAME_MAX_COPIES */
+    size_t max_ack_ids;  /* 0 = FRAME_MAX_ACK_IDS */
+};
+
+struct frame_result {
+    Parley__Stream__ClientFrame *cf; /* FRAME_OK only; release with frame_release */
+    uint64_t id;                     /* request id (0 when unknown) */
+    const char *code;                /* FRAME_INVALID / FRAME_REFUSED: error code */
+    const char *message;             /* and a short static explanation */
+    void *alloc;                     /* private: the budgeted allocator */
+};
+
+/* Decode and validate data. Always fills *out (release it with frame_release, also on
+ * error). Checks for a Send: client_message_id exactly 16 bytes; exactly one target,
+ * a well-formed id; 1..max_copies copies, each for a well-formed device id appearing
+ * once, with 1..max_envelope bytes of ciphertext (larger: "too_large"). For an Ack:
+ * 1..max_ack_ids ids, none 0. */
+enum frame_status frame_decode(const uint8_t *data, size_t len, const struct frame_limits *lim,
+                               struct frame_result *out);
+/* Free what frame_decode allocated. Accepts a zeroed or already-released result. */
+void frame_release(struct frame_result *r);
+
+#endif

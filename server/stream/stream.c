@@ -1,0 +1,432 @@
+/*
+ * stream.c — GET /v1/stream: authenticate (bearer token, before the upgrade), look the
+ * user's name up, upgrade to WebSocket, register the device in the hub, start the
+ * drain; then decode each binary message as a ClientFrame (frame.c) and answer every
+ * request with a ServerFrame carrying its id: Ping -> Pong at once; Send and Ack go to
+ * the writer (writer.c), whose results come back through stream_post.
+ *
+ * A bad frame (text, undecodable, id 0) is answered with Error{id 0, "invalid_frame"};
+ * after STREAM_BAD_FRAMES_MAX of them the connection is closed with 1002. Nothing a
+ * client sends can stop the server serving the others.
+ *
+ * Logs name devices only by log_pseudonym and never carry message content (P24).
+ */
+#include "stream.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/auth.h"
+#include "api/respond.h"
+#include "app.h"
+#include "clock.h"
+#include "config.h"
+#include "frame.h"
+#include "http_server.h"
+#include "hub.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "seal.h"
+#include "stream_int.h"
+#include "writer.h"
+
+/* ------------------------------------------------------------ connections */
+
+void sconn_ref(struct sconn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void sconn_unref(struct sconn *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+static void on_post(void *arg)
+{
+    struct outmsg *m = arg;
+    struct sconn *c = m->c;
+    if (c->ws) {
+        switch (m->kind) {
+        case OUT_REPLY:
+            (void)stream_send_now(c, m);
+            break;
+        case OUT_PUSH:
+            m->c = NULL;
+            deliver_push(c, m); /* takes m */
+            m = NULL;
+            break;
+        case OUT_CLOSE:
+            ws_close(c->ws, 4000, "replaced by a newer connection of this device");
+            break;
+        }
+    }
+    free(m);
+    sconn_unref(c);
+}
+
+void stream_post(struct sconn *c, struct outmsg *m)
+{
+    sconn_ref(c);
+    m->c = c;
+    if (http_loop_post(c->loop, on_post, m) != PARLEY_OK) {
+        sconn_unref(c);
+        free(m);
+    }
+}
+
+bool stream_send_now(struct sconn *c, const struct outmsg *m)
+{
+    if (!c->ws)
+        return false;
+    return ws_send(c->ws, true, m->data, m->len) == PARLEY_OK;
+}
+
+static void send_error(struct sconn *c, uint64_t id, const char *code, const char *msg)
+{
+    struct outmsg *m = pack_error(id, code, msg);
+    if (m)
+        (void)stream_send_now(c, m);
+    free(m);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void bad_frame(struct sconn *c, const char *code, const char *msg)
+{
+    send_error(c, 0, code, msg);
+    if (++c->bad_frames >= STREAM_BAD_FRAMES_MAX && c->ws)
+        ws_close(c->ws, 1002, "invalid frames");
+}
+
+static void do_ping(struct sconn *c, uint64_t id)
+{
+    Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;
+    Parley__Stream__Pong p = PARLEY__STREAM__PONG__INIT;
+    p.server_time_ms = clock_now_ms();
+    f.id = id;
+    f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_PONG;
+    f.pong = &p;
+    struct outmsg *m = pack_frame(&f, OUT_REPLY);
+    if (m)
+        (void)stream_send_now(c, m);
+    free(m);
+}
+
+static void submit(struct sconn *c, struct writer_job *j)
+{
+    enum parley_err rc = writer_submit(c->st->writer, j);
+    if (rc == PARLEY_OK)
+        return;
+    send_error(c, j->req_id, "unavailable",
+               rc == PARLEY_ERR_LIMIT ? "server busy, retry later" : "server stopping");
+    writer_job_free(j);
+}
+
+static void do_ack(struct sconn *c, uint64_t id, const Parley__Stream__Ack *a)
+{
+    struct writer_job *j = calloc(1, sizeof *j);
+    if (j)
+        j->ids = malloc(a->n_envelope_ids * sizeof *j->ids);
+    if (!j || !j->ids) {
+        free(j);
+        send_error(c, id, "unavailable", "out of memory");
+        return;
+    }
+    memcpy(j->ids, a->envelope_ids, a->n_envelope_ids * sizeof *j->ids);
+    j->n_ids = a->n_envelope_ids;
+    /* The client has these: they no longer occupy the delivery window, whether or not
+     * the ack is committed yet (later fetches start after them anyway). */
+    deliver_acked(c, j->ids, j->n_ids);
+    j->kind = WJOB_ACK;
+    j->req_id = id;
+    j->bytes = sizeof *j + j->n_ids * sizeof *j->ids;
+    sconn_ref(c);
+    j->c = c;
+    submit(c, j);
+}
+
+static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
+{
+    uint32_t retry = 0;
+    if (!ratelimit_take(c->st->rl_send, c->device_id, &retry)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "too many messages, retry in %u s", (unsigned)retry);
+        send_error(c, id, "rate_limited", msg);
+        return;
+    }
+    struct writer_job *j = calloc(1, sizeof *j);
+    if (!j)
+        goto oom;
+    sconn_ref(c);
+    j->c = c;
+    j->kind = WJOB_SEND;
+    j->req_id = id;
+    j->created_ms = clock_now_ms();
+    memcpy(j->msgid, s->client_message_id.data, sizeof j->msgid);
+    if (s->target_case == PARLEY__STREAM__SEND__TARGET_TO_USER)
+        snprintf(j->to_user, sizeof j->to_user, "%s", s->to_user);
+    else
+        snprintf(j->group_id, sizeof j->group_id, "%s", s->group_id);
+    j->copies = calloc(s->n_copies, sizeof *j->copies);
+    if (!j->copies)
+        goto oom;
+    j->n_copies = s->n_copies;
+    j->bytes = sizeof *j;
+    for (size_t i = 0; i < s->n_copies; i++) {
+        const Parley__Stream__DeviceCiphertext *dc = s->copies[i];
+        struct writer_copy *wc = &j->copies[i];
+        snprintf(wc->device_id, sizeof wc->device_id, "%s", dc->device_id);
+        wc->ct_len = dc->ciphertext.len;
+        wc->sealed_len = wc->ct_len + SEAL_OVERHEAD;
+        wc->ct = malloc(wc->ct_len);
+        wc->sealed = malloc(wc->sealed_len);
+        if (!wc->ct || !wc->sealed)
+            goto oom;
+        memcpy(wc->ct, dc->ciphertext.data, wc->ct_len);
+        if (seal_envelope(c->st->key, wc->device_id, c->device_id, j->msgid, wc->ct, wc->ct_len,
+                          wc->sealed) != PARLEY_OK) {
+            send_error(c, id, "internal", "internal error");
+            writer_job_free(j);
+            return;
+        }
+        j->bytes += wc->ct_len + wc->sealed_len + sizeof *wc;
+    }
+    submit(c, j);
+    return;
+oom:
+    writer_job_free(j);
+    send_error(c, id, "unavailable", "out of memory");
+}
+
+static void on_message(struct ws_conn *ws, bool binary, const uint8_t *data, size_t len,
+                       void *user)
+{
+    (void)ws;
+    struct sconn *c = user;
+    if (!binary) {
+        bad_frame(c, "invalid_frame", "text frames are not used: send binary ClientFrames");
+        return;
+    }
+    struct frame_limits lim = {c->st->app->cfg->max_envelope, 0, 0};
+    struct frame_result r;
+    enum frame_status fs = frame_decode(data, len, &lim, &r);
+    if (fs == FRAME_INVALID) {
+        bad_frame(c, r.code, r.message);
+    } else if (fs == FRAME_REFUSED) {
+        send_error(c, r.id, r.code, r.message);
+    } else {
+        switch (r.cf->body_case) {
+        case PARLEY__STREAM__CLIENT_FRAME__BODY_PING:
+            do_ping(c, r.id);
+            break;
+        case PARLEY__STREAM__CLIENT_FRAME__BODY_ACK:
+            do_ack(c, r.id, r.cf->ack);
+            break;
+        case PARLEY__STREAM__CLIENT_FRAME__BODY_SEND:
+            do_send(c, r.id, r.cf->send);
+            break;
+        default:
+            break;
+        }
+    }
+    frame_release(&r);
+}
+
+static void on_close(struct ws_conn *ws, uint16_t code, void *user)
+{
+    (void)ws;
+    struct sconn *c = user;
+    char pseudo[17], cs[8];
+    log_pseudonym(c->device_id, pseudo);
+    snprintf(cs, sizeof cs, "%u", (unsigned)code);
+    log_event(LOG_DEBUG, "stream_closed", "device", pseudo, "code", cs, NULL);
+    c->ws = NULL;
+    deliver_closed(c);
+    hub_unregister(c->st->hub, c);
+    sconn_unref(c); /* the WebSocket's reference */
+}
+
+static const struct ws_callbacks ws_cbs = {on_message, on_close};
+
+/* ------------------------------------------------------------ the route */
+
+struct connect_job {
+    struct app *app;
+    char user_id[STORE_ID_LEN + 1];
+    char device_id[STORE_ID_LEN + 1];
+    enum parley_err err;
+    struct store_user user;
+};
+
+static void connect_work(void *arg)
+{
+    struct connect_job *j = arg;
+    j->err = store_user_get_by_id(j->app->store, j->user_id, &j->user);
+}
+
+static void connect_done(struct http_request *req, void *arg)
+{
+    struct connect_job *j = arg;
+    struct stream *st = j->app->stream;
+    struct sconn *c = NULL;
+    if (j->err == PARLEY_ERR_NOTFOUND) {
+        http_respond_error(req, 401, "unauthorized", "missing, invalid or expired token");
+        goto out;
+    }
+    if (j->err) {
+        respond_failure(req, j->err);
+        goto out;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        respond_failure(req, PARLEY_ERR_NOMEM);
+        goto out;
+    }
+    atomic_init(&c->refs, 1); /* the WebSocket's, dropped in on_close */
+    c->st = st;
+    memcpy(c->user_id, j->user_id, sizeof c->user_id);
+    memcpy(c->device_id, j->device_id, sizeof c->device_id);
+    snprintf(c->username, sizeof c->username, "%s", j->user.username);
+    struct ws_conn *ws = NULL;
+    if (http_upgrade_websocket(req, &ws_cbs, c, &ws) != PARLEY_OK) {
+        free(c);
+        goto out;
+    }
+    c->ws = ws;
+    c->loop = ws_loop(ws);
+    struct sconn *old = NULL;
+    if (hub_register(st->hub, c, &old) != PARLEY_OK) {
+        ws_close(ws, 1011, "out of memory");
+        goto out;
+    }
+    if (old) {
+        struct outmsg *m = calloc(1, sizeof *m);
+        if (m) {
+            m->kind = OUT_CLOSE;
+            stream_post(old, m);
+        }
+        sconn_unref(old);
+    }
+    char pseudo[17];
+    log_pseudonym(c->device_id, pseudo);
+    log_event(LOG_DEBUG, "stream_open", "device", pseudo, NULL);
+    deliver_start(c);
+out:
+    sodium_memzero(j, sizeof *j);
+    free(j);
+}
+
+static void on_authed(struct http_request *req, struct app *app, const struct auth_info *who,
+                      void *arg)
+{
+    (void)arg;
+    struct connect_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        respond_failure(req, PARLEY_ERR_NOMEM);
+        return;
+    }
+    j->app = app;
+    memcpy(j->user_id, who->user_id, sizeof j->user_id);
+    memcpy(j->device_id, who->device_id, sizeof j->device_id);
+    enum parley_err rc = http_request_work(req, connect_work, connect_done, j);
+    if (rc) {
+        free(j);
+        respond_failure(req, rc);
+    }
+}
+
+static void stream_route(struct http_request *req, void *ctx)
+{
+    auth_then(req, ctx, on_authed, NULL);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+enum parley_err stream_new(struct app *app, struct stream **out)
+{
+    enum parley_err rc = PARLEY_ERR_NOMEM;
+    struct stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return PARLEY_ERR_NOMEM;
+    st->app = app;
+    if ((rc = seal_key_new(app->master_key, &st->key)))
+        goto fail;
+    if ((rc = hub_new(&st->hub)))
+        goto fail;
+    if ((rc = writer_new(st, &st->writer)))
+        goto fail;
+    if ((rc = ratelimit_new(app->cfg->send_rate_per_min, 60, 0, &st->rl_send)))
+        goto fail;
+    *out = st;
+    return PARLEY_OK;
+fail:
+    stream_free(st);
+    return rc;
+}
+
+enum parley_err stream_register_routes(struct http_server *srv, struct app *app)
+{
+    return http_server_route(srv, "GET", "/v1/stream", stream_route, app);
+}
+
+enum parley_err stream_start(struct stream *st)
+{
+    return writer_start(st->writer);
+}
+
+void stream_stop(struct stream *st)
+{
+    if (st)
+        writer_stop(st->writer);
+}
+
+void stream_free(struct stream *st)
+{
+    if (!st)
+        return;
+    writer_free(st->writer);
+    hub_free(st->hub);
+    ratelimit_free(st->rl_send);
+    seal_key_free(st->key);
+    free(st);
+}
+
+enum parley_err stream_metrics_render(void *ctx, struct buf *out)
+{
+    struct stream *st = ctx;
+    if (!st)
+        return PARLEY_OK;
+    return buf_printf(
+        out,
+        "# HELP parley_messages_accepted_total Sends committed to the queue.\n"
+        "# TYPE parley_messages_accepted_total counter\n"
+        "parley_messages_accepted_total %llu\n"
+        "# HELP parley_envelopes_delivered_total Envelopes sent to connected devices.\n"
+        "# TYPE parley_envelopes_delivered_total counter\n"
+        "parley_envelopes_delivered_total %llu\n"
+        "# HELP parley_envelopes_acked_total Envelopes deleted by acknowledgements.\n"
+        "# TYPE parley_envelopes_acked_total counter\n"
+        "parley_envelopes_acked_total %llu\n"
+        "# HELP parley_envelopes_purged_total Envelopes deleted at expiry.\n"
+        "# TYPE parley_envelopes_purged_total counter\n"
+        "parley_envelopes_purged_total %llu\n"
+        "# HELP parley_expiry_notices_total Expiry notices queued to senders.\n"
+        "# TYPE parley_expiry_notices_total counter\n"
+        "parley_expiry_notices_total %llu\n"
+        "# HELP parley_queue_commits_total Group commits (transactions) of the queue writer.\n"
+        "# TYPE parley_queue_commits_total counter\n"
+        "parley_queue_commits_total %llu\n"
+        "# HELP parley_queue_commit_ops_total Sends and acks applied by those commits.\n"
+        "# TYPE parley_queue_commit_ops_total counter\n"
+        "parley_queue_commit_ops_total %llu\n",
+        (unsigned long long)atomic_load(&st->accepted),
+        (unsigned long long)atomic_load(&st->delivered),
+        (unsigned long long)atomic_load(&st->acked), (unsigned long long)atomic_load(&st->purged),
+        (unsigned long long)atomic_load(&st->notices),
+        (unsigned long long)atomic_load(&st->commits),
+        (unsigned long long)atomic_load(&st->commit_ops));
+}

@@ -1,0 +1,93 @@
+/*
+ * stream_int.h — private to server/stream/: the stream object and the per-connection
+ * state shared by stream.c (the route and frames), deliver.c (drain and pushes),
+ * writer.c (group commit), hub.c (who is connected where) and purge.c (expiry).
+ *
+ * A connection (struct sconn) is reference-counted because several threads hold it:
+ * its WebSocket (until on_close), the hub (while registered), writer jobs, posted
+ * outmsgs and thread-pool fetches. Everything below "loop thread only" is touched only
+ * on the connection's own loop; ws is NULL once the WebSocket closed, and every
+ * callback that arrives later checks it and drops its work.
+ */
+#ifndef PARLEY_SERVER_STREAM_INT_H
+#define PARLEY_SERVER_STREAM_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pack.h"
+#include "store/store.h"
+
+struct app;
+struct hub;
+struct writer;
+struct seal_key;
+struct ratelimit;
+struct http_loop;
+struct ws_conn;
+
+#define STREAM_WINDOW 256      /* envelopes delivered but not yet acked, per connection */
+#define STREAM_WINDOW_BYTES (2u << 20) /* and their bytes (the output queue holds 4 MiB) */
+#define STREAM_PENDING_MAX 256 /* pushes held while a drain runs; beyond: refetch */
+#define STREAM_BAD_FRAMES_MAX 3 /* undecodable frames before close 1002 */
+
+struct stream {
+    struct app *app;
+    struct seal_key *key;
+    struct hub *hub;
+    struct writer *writer;
+    struct ratelimit *rl_send;
+    /* counters (any thread) */
+    atomic_uint_fast64_t accepted, delivered, acked, purged, commits, commit_ops, notices;
+};
+
+struct inflight {
+    uint64_t id;
+    size_t len;
+    bool acked;
+};
+
+struct sconn {
+    atomic_uint refs;
+    struct stream *st;
+    struct http_loop *loop;
+    char user_id[STORE_ID_LEN + 1];
+    char device_id[STORE_ID_LEN + 1];
+    char username[STORE_USERNAME_MAX + 1];
+    /* loop thread only */
+    struct ws_conn *ws;
+    bool draining;      /* delivering from the store rather than from pushes */
+    bool fetching;      /* a fetch is on the thread pool */
+    bool refetch;       /* pushes were dropped while draining: fetch again at the end */
+    bool drained_sent;
+    uint64_t last_sent; /* highest envelope id sent on this connection */
+    struct inflight *fl; /* ring of STREAM_WINDOW sent, unacked envelopes (id order);
+                            allocated only while something is in flight */
+    size_t fl_head, fl_n, fl_bytes;
+    uint32_t backlog_sent;
+    struct outmsg *pend_head, *pend_tail;
+    size_t n_pend;
+    unsigned bad_frames;
+};
+
+void sconn_ref(struct sconn *c);
+void sconn_unref(struct sconn *c);
+
+/* Hand m to c's loop (any thread); consumes m in every case. */
+void stream_post(struct sconn *c, struct outmsg *m);
+/* Send bytes now (loop thread); false if the connection is closed or closing. */
+bool stream_send_now(struct sconn *c, const struct outmsg *m);
+
+/* deliver.c (loop thread): start the drain of a freshly registered connection; a push
+ * arrived (takes m); the client acked ids (opens the window); the connection closed. */
+void deliver_start(struct sconn *c);
+void deliver_push(struct sconn *c, struct outmsg *m);
+void deliver_acked(struct sconn *c, const uint64_t *ids, size_t n);
+void deliver_closed(struct sconn *c);
+
+/* purge.c (writer thread): one retention pass (expired envelopes, notices, sessions). */
+void purge_run(struct stream *st);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * writer.h — the one writer thread of the message queue: group commit.
+ *
+ * Loops submit jobs (a send with its sealed copies, or an ack). The writer takes what
+ * is queued, waits up to cfg commit_delay_us for more (never longer, and not at all
+ * once WRITER_BATCH_MAX jobs wait), applies the batch with ONE store_queue_apply call
+ * (one transaction, one fsync), and only then posts the results back to the owning
+ * loops: SendResult OK (now durable) / DUPLICATE / STALE_DEVICES, AckResult, and the new
+ * envelopes to the recipient devices connected anywhere (hub). Results and pushes are
+ * posted in commit order, so each loop sees envelope ids increasing.
+ *
+ * The input queue is bounded (WRITER_MAX_JOBS and WRITER_MAX_BYTES): writer_submit
+ * refuses with PARLEY_ERR_LIMIT rather than grow, and the connection answers the request
+ * with Error "unavailable" (back-pressure). The writer also runs the retention pass
+ * (purge_run) every cfg purge_interval_s, between batches.
+ *
+ * Threads: writer_submit from any thread; new/start/stop/free from the main thread.
+ */
+#ifndef PARLEY_SERVER_STREAM_WRITER_H
+#define PARLEY_SERVER_STREAM_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parley/err.h"
+#include "store/store.h"
+
+#define WRITER_MAX_JOBS 20000
+#define WRITER_MAX_BYTES (128u << 20)
+#define WRITER_BATCH_MAX 512
+
+struct stream;
+struct sconn;
+struct writer;
+
+struct writer_copy {
+    char device_id[STORE_ID_LEN + 1];
+    uint8_t *ct;      /* as the sender gave it (for pushes) */
+    size_t ct_len;
+    uint8_t *sealed;  /* sealed at rest (seal.h) */
+    size_t sealed_len;
+};
+
+enum writer_job_kind { WJOB_SEND, WJOB_ACK };
+
+/* One request. Built by the connection's loop, owned by the writer once submitted. */
+struct writer_job {
+    struct writer_job *next;
+    enum writer_job_kind kind;
+    struct sconn *c;  /* the requester (a reference) */
+    uint64_t req_id;
+    size_t bytes;     /* for the queue bound */
+    /* send */
+    char to_user[STORE_ID_LEN + 1];  /* "" or the user id */
+    char group_id[STORE_ID_LEN + 1]; /* "" or the group id */
+    uint8_t msgid[STORE_MSGID_BYTES];
+    struct writer_copy *copies;
+    size_t n_copies;
+    int64_t created_ms;
+    /* ack */
+    uint64_t *ids;
+    size_t n_ids;
+};
+
+/* Free a job and everything it owns (drops its connection reference). Accepts NULL. */
+void writer_job_free(struct writer_job *j);
+
+PARLEY_WUR enum parley_err writer_new(struct stream *st, struct writer **out);
+/* Start the thread. */
+PARLEY_WUR enum parley_err writer_start(struct writer *w);
+/* Queue j. On success the writer owns it; on error (LIMIT: queue full, CLOSED: the
+ * writer is stopping) the caller still owns it. */
+PARLEY_WUR enum parley_err writer_submit(struct writer *w, struct writer_job *j);
+/* Commit what is queued, then stop and join the thread. Idempotent. */
+void writer_stop(struct writer *w);
+void writer_free(struct writer *w);
+
+#endif
