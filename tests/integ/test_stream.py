@@ -9,10 +9,12 @@ frames, and a kill -9 fault test (nothing acknowledged OK is ever lost).
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -281,6 +283,48 @@ def test_P9_expired_and_sender_told():
         got, n = bob.envelopes_until_drained()
         assert n == 1 and got[0]["kind"] == pb.KIND_EXPIRED, got
         assert got[0]["expired"]["recipient_user"] == alice.user_id
+
+
+def test_P9_default_ttl_15_days_with_injected_clock():
+    """The default TTL is 15 days to the second; the server's clock is moved (--clock-offset)
+    instead of waiting: kept one minute before expiry, purged and the sender told after."""
+    data = tempfile.mkdtemp(prefix="parley-ttl-")
+    try:
+        ttl_scenario(data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def ttl_scenario(data):
+    with Server("--purge-interval", "1s", data_dir=data) as s:
+        alice, bob = user(s, "alice"), user(s, "bob")
+        alice.connect()
+        alice.envelopes_until_drained()
+        mid = msgid()
+        ok(alice.send({bob.device_id: b"fifteen days"}, to_user=bob.user_id, mid=mid))
+        db = s.db()
+        created_ms, expires = db.execute(
+            "SELECT created_at_ms, expires_at FROM envelopes").fetchone()
+        db.close()
+        assert expires - created_ms // 1000 == 15 * 86400, (created_ms, expires)
+        alice.close()
+    with Server("--purge-interval", "1s", "--clock-offset", "14d", data_dir=data) as s:
+        s.request("GET", "/healthz")
+        time.sleep(2.5)  # two purge runs: 14 days is not 15
+        assert rows(s, bob.device_id) == 1
+    with Server("--purge-interval", "1s", "--clock-offset", "15d", data_dir=data) as s:
+        # 15 days after the send plus the seconds since: past the expiry
+        alice.server = s
+        alice.connect()
+        got, _ = alice.envelopes_until_drained() if rows(s, alice.device_id) else ([], 0)
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            f = alice.push(timeout=10)
+            if "envelope" in f:
+                got.append(f["envelope"])
+        assert got and got[0]["kind"] == pb.KIND_EXPIRED, got
+        assert got[0]["expired"]["client_message_id"] == mid
+        assert rows(s, bob.device_id) == 0
 
 
 def test_P6_no_plaintext_at_rest():
@@ -604,6 +648,7 @@ if __name__ == "__main__":
         test_P8_multi_device,
         test_online_push_and_own_devices,
         test_P9_expired_and_sender_told,
+        test_P9_default_ttl_15_days_with_injected_clock,
         test_P6_no_plaintext_at_rest,
         test_stale_devices_and_retry,
         test_idempotent_resend,
