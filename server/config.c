@@ -431,7 +431,7 @@ void config_print_help(FILE *out, const char *prog)
 {
     fprintf(out,
             "usage: %s [--config FILE] [--OPTION VALUE ...]\n"
-            "       %s admin ... (operator commands; see `%s admin --help`)\n\n"
+            "       %s admin COMMAND ... (operator commands; see `%s admin help`)\n\n"
             "parleyd %s — the parley messaging server.\n"
             "Every option can also be set in the config file (key = value) or in the\n"
             "environment as PARLEYD_<KEY>. Precedence: default < file < environment < flag.\n\n"

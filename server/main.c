@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "api/accounts.h"
 #include "api/groups.h"
 #include "api/keys.h"
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
     bool help = false;
 
     memset(&app, 0, sizeof app);
+    if (argc >= 2 && !strcmp(argv[1], "admin"))
+        return admin_main(argc - 1, argv + 1);
     if (config_load(&cfg, argc, argv, stderr, &help) != PARLEY_OK)
         return 2;
     if (help)
