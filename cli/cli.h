@@ -58,4 +58,16 @@ int cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_devices(struct cli_ctx *ctx, int argc, char **argv);
 
+/* cmd_messaging.c */
+int cmd_send(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_recv(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_listen(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_history(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_read(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_safety_number(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_chat(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_group(struct cli_ctx *ctx, int argc, char **argv);
+/* After a successful login: create and upload the device keys (warns on failure). */
+void cli_messaging_after_login(struct parley_client *c);
+
 #endif

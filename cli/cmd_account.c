@@ -209,6 +209,7 @@ int cmd_login(struct cli_ctx *ctx, int argc, char **argv)
         out_json(json_pack("{s:s, s:s, s:s, s:s}", "username", parley_client_username(c), "user_id",
                            parley_client_user_id(c), "device_id", parley_client_device_id(c),
                            "server", parley_client_server(c)));
+        cli_messaging_after_login(c);
     }
     parley_client_free(c);
     return code;

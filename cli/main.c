@@ -49,6 +49,52 @@ static const struct cli_command commands[] = {
      "usage: parley devices            list the account's devices\n"
      "       parley devices revoke ID  revoke a device (its session ends)\n",
      cmd_devices},
+    {"send", "send an end-to-end encrypted message",
+     "usage: parley send [--expire SECONDS] USERNAME TEXT\n"
+     "Encrypt TEXT for every device of USERNAME (and your other devices) and send it.\n"
+     "Exits 0 once the server has stored it. --expire sets a disappearing timer.\n",
+     cmd_send},
+    {"recv", "fetch, print and acknowledge pending messages",
+     "usage: parley recv [--json] [--timeout SECONDS] [--no-ack]\n"
+     "Receive the messages waiting on the server, decrypt them, store them in the local\n"
+     "history, acknowledge them, print them and exit. --json prints one object per line\n"
+     "(type, id, from, text, sent_at, sent_at_ms, ...). --no-ack (diagnostics) stores\n"
+     "but leaves them on the server; a later recv does not show them again.\n",
+     cmd_recv},
+    {"listen", "print messages as they arrive",
+     "usage: parley listen [--json]\n"
+     "Like recv, but keeps running (Ctrl-C to stop) and also shows receipts.\n",
+     cmd_listen},
+    {"history", "show the conversation with a user",
+     "usage: parley history [--limit N] USERNAME\n"
+     "Show the stored conversation with USERNAME from this device's local store.\n",
+     cmd_history},
+    {"read", "mark a conversation read",
+     "usage: parley read USERNAME\n"
+     "Send read receipts for USERNAME's unread messages and mark them read.\n",
+     cmd_read},
+    {"safety-number", "show the safety number with a user",
+     "usage: parley safety-number [--accept] USERNAME\n"
+     "Show the 60-digit safety number of your account and USERNAME's. Compare it with\n"
+     "them in person or on a call. --accept clears a key-change warning.\n",
+     cmd_safety_number},
+    {"chat", "interactive conversation",
+     "usage: parley chat USERNAME\n"
+     "Send each line typed to USERNAME and print messages as they arrive (Ctrl-D ends).\n",
+     cmd_chat},
+    {"group", "groups: create, list, show, add, remove, send, history",
+     "usage: parley group create NAME [USERNAME...]   new group with these members\n"
+     "       parley group list                       your groups\n"
+     "       parley group show GROUP                 members\n"
+     "       parley group [--admin] add GROUP USERNAME\n"
+     "       parley group remove GROUP USERNAME      (yourself: leave)\n"
+     "       parley group [--expire S] send GROUP TEXT\n"
+     "       parley group [--limit N] history GROUP\n"
+     "GROUP is a group id or the name of one of your groups. Group messages are\n"
+     "end-to-end encrypted with Sender Keys; after a member leaves, the next message\n"
+     "uses a new sender key the former member never receives. Received group messages\n"
+     "arrive with parley recv / listen.\n",
+     cmd_group},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -78,7 +124,7 @@ static void main_usage(FILE *f)
                "\n"
                "Commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nExit status: 0 ok, 1 refused by the server, 2 usage error, "
                "3 connection error.\n");
 }

@@ -335,7 +335,7 @@ static void fetch_work(void *p)
     j->err = store_user_get_by_username(j->app->store, j->username, &j->user);
     if (j->err)
         return;
-    /* The asking device never gets (and never uses up) its own bundle. */
+    /* The asking device is never sent its own bundle (nor uses up its prekeys). */
     j->err = store_keys_take_bundles(j->app->store, j->user.id, j->device[0] ? j->device : NULL,
                                      j->who.device_id, &j->bundles, &j->n_bundles);
 }
