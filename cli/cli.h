@@ -70,4 +70,8 @@ int cmd_group(struct cli_ctx *ctx, int argc, char **argv);
 /* After a successful login: create and upload the device keys (warns on failure). */
 void cli_messaging_after_login(struct parley_client *c);
 
+/* cmd_export.c */
+int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_delete_account(struct cli_ctx *ctx, int argc, char **argv);
+
 #endif

@@ -95,6 +95,17 @@ static const struct cli_command commands[] = {
      "uses a new sender key the former member never receives. Received group messages\n"
      "arrive with parley recv / listen.\n",
      cmd_group},
+    {"export", "download everything the server holds about you",
+     "usage: parley export --out FILE\n"
+     "Writes one JSON document (mode 0600): profile, devices, sessions, groups, keys,\n"
+     "queued message metadata, consents and the rest, with the report of categories,\n"
+     "sources, purposes, recipients and retention (docs/privacy.md).\n",
+     cmd_export},
+    {"delete-account", "delete your account and all its data, permanently",
+     "usage: parley delete-account [--yes] [--password-stdin]\n"
+     "Asks you to type your username to confirm (--yes skips this), then your password.\n"
+     "Everything the server holds about the account is deleted and cannot be recovered.\n",
+     cmd_delete_account},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -15,10 +15,13 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "api/account_data.h"
 #include "api/accounts.h"
+#include "api/consents.h"
 #include "api/groups.h"
 #include "api/keys.h"
 #include "api/ops.h"
+#include "api/policy.h"
 #include "api/web.h"
 #include "app.h"
 #include "clock.h"
@@ -30,6 +33,7 @@
 #include "metrics.h"
 #include "parley/version.h"
 #include "ratelimit.h"
+#include "store/keystore.h"
 #include "store/store.h"
 #include "stream/stream.h"
 
@@ -66,9 +70,11 @@ static enum parley_err register_routes(struct http_server *srv, struct app *app,
     enum parley_err rc;
     if ((rc = ops_register_routes(srv, app)))
         return rc;
-    if ((rc = accounts_register_routes(srv, app)))
+    if ((rc = accounts_register_routes(srv, app)) || (rc = account_data_register_routes(srv, app)))
         return rc;
     if ((rc = keys_register_routes(srv, app)) || (rc = groups_register_routes(srv, app)))
+        return rc;
+    if ((rc = consents_register_routes(srv, app)) || (rc = policy_register_routes(srv, app)))
         return rc;
     if ((rc = stream_register_routes(srv, app)))
         return rc;
@@ -81,6 +87,7 @@ int main(int argc, char **argv)
     struct app app;
     struct http_server *srv = NULL;
     unsigned char *master_key = NULL;
+    struct keystore *keystore = NULL;
     int status = 1;
     bool help = false;
 
@@ -131,7 +138,13 @@ int main(int argc, char **argv)
     }
     app.cfg = &cfg;
     app.master_key = master_key;
-    if (store_open_sqlite(db_path, &app.store) != PARLEY_OK) {
+    char keys_path[PATH_MAX];
+    if (snprintf(keys_path, sizeof keys_path, "%s/keys.db", cfg.data_dir) >= (int)sizeof keys_path ||
+        keystore_open(keys_path, master_key, &keystore) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot open the key store in %s\n", cfg.data_dir);
+        goto out;
+    }
+    if (store_open_sqlite_keyed(db_path, keystore, &app.store) != PARLEY_OK) {
         fprintf(stderr, "parleyd: cannot open the store %s\n", db_path);
         goto out;
     }
@@ -185,6 +198,7 @@ out:
     metrics_free(app.metrics);
     if (app.store)
         store_close(app.store);
+    keystore_close(keystore);
     master_key_free(master_key);
     if (status == 0)
         log_event(LOG_INFO, "stopped", NULL);

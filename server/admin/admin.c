@@ -12,12 +12,32 @@
 
 #include "clock.h"
 #include "master_key.h"
+#include "store/keystore.h"
 #include "store/store.h"
 
 static int cmd_help(struct admin_ctx *ctx, int argc, char **argv);
 
 static const struct admin_cmd commands[] = {
     {"help", "", "List the admin commands.", cmd_help},
+    {"close-underage", "USER",
+     "Under-13 found (P29): delete the account (username or id) as in P27, and audit it.",
+     admin_cmd_close_underage},
+    {"backup", "--out DIR",
+     "Back up parley.db and keys.db (online) into DIR; keep key-store backups shorter.",
+     admin_cmd_backup},
+    {"parental-consent", "USER --reference TEXT [--operator NAME]",
+     "Record a parent's consent for an account (P29); audited.", admin_cmd_parental_consent},
+    {"policy", "publish --version V --file TEXT (--material|--minor)",
+     "Publish a privacy-policy version; material ones gate the API until accepted (P30).",
+     admin_cmd_policy},
+    {"retention", "[--run]", "Print the retention table (P31); --run runs every job now.",
+     admin_cmd_retention},
+    {"audit", "verify", "Verify the audit log's hash chain; names the first bad entry (P26).",
+     admin_cmd_audit},
+    {"transparency", "--since YYYY-MM-DD", "Counts of audited operator actions by kind (P26).",
+     admin_cmd_transparency},
+    {"export", "USER --reason TEXT [--operator NAME] [--out FILE]",
+     "Export an account's data for a legal request; audited first (P26).", admin_cmd_export},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -133,10 +153,16 @@ int admin_main(int argc, char **argv)
     if (master_key_load(ctx.cfg.data_dir, stderr, &key) != PARLEY_OK)
         goto out;
     ctx.master_key = key;
-    char db_path[PATH_MAX];
+    char db_path[PATH_MAX], keys_path[PATH_MAX];
+    if (snprintf(keys_path, sizeof keys_path, "%s/keys.db", ctx.cfg.data_dir) >=
+            (int)sizeof keys_path ||
+        keystore_open(keys_path, key, &ctx.keys) != PARLEY_OK) {
+        fprintf(stderr, "parleyd admin: cannot open the key store in %s\n", ctx.cfg.data_dir);
+        goto out;
+    }
     if (snprintf(db_path, sizeof db_path, "%s/parley.db", ctx.cfg.data_dir) >=
             (int)sizeof db_path ||
-        store_open_sqlite(db_path, &ctx.store) != PARLEY_OK) {
+        store_open_sqlite_keyed(db_path, ctx.keys, &ctx.store) != PARLEY_OK) {
         fprintf(stderr, "parleyd admin: cannot open the store in %s\n", ctx.cfg.data_dir);
         goto out;
     }
@@ -144,6 +170,7 @@ int admin_main(int argc, char **argv)
 out:
     if (ctx.store)
         store_close(ctx.store);
+    keystore_close(ctx.keys);
     master_key_free(key);
     free(cargv);
     free(rargv);

@@ -19,11 +19,13 @@
 #include "config.h"
 
 struct store;
+struct keystore;
 
 struct admin_ctx {
     struct config cfg;
     const unsigned char *master_key; /* MASTER_KEY_BYTES */
     struct store *store;
+    struct keystore *keys; /* the accounts' data keys (DATA/keys.db) */
     FILE *out;
     FILE *err;
 };
@@ -36,6 +38,17 @@ struct admin_cmd {
     const char *help;  /* one line */
     admin_cmd_fn run;
 };
+
+/* The commands (one file each). */
+int admin_cmd_close_underage(struct admin_ctx *ctx, int argc, char **argv); /* close_underage.c */
+int admin_cmd_backup(struct admin_ctx *ctx, int argc, char **argv);         /* backup.c */
+/* Consent, policy, retention, audit (POLICY P26, P29-P31): one file each. */
+int admin_cmd_parental_consent(struct admin_ctx *ctx, int argc, char **argv);
+int admin_cmd_policy(struct admin_ctx *ctx, int argc, char **argv);
+int admin_cmd_retention(struct admin_ctx *ctx, int argc, char **argv);
+int admin_cmd_audit(struct admin_ctx *ctx, int argc, char **argv);
+int admin_cmd_transparency(struct admin_ctx *ctx, int argc, char **argv);
+int admin_cmd_export(struct admin_ctx *ctx, int argc, char **argv);
 
 /* Entry point from main(): argv[0] is "admin". Returns the process exit status. */
 int admin_main(int argc, char **argv);

@@ -10,11 +10,17 @@
  * In that case fn is not called, so per-request state should be made inside fn, not
  * before (arg is borrowed and must outlive the request: typically NULL or static).
  *
+ * Policy gate (POLICY P30): when a material policy version exists that the account has
+ * not accepted (policy_cache.h), every route answers 403 policy_consent_required, with
+ * the version in the error body, except the allow-list in auth.c: accepting the policy,
+ * the export, account deletion, logout, and reading or withdrawing consents.
+ *
  * Threads: auth_then and fn run on the request's loop thread.
  */
 #ifndef PARLEY_SERVER_API_AUTH_H
 #define PARLEY_SERVER_API_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +38,11 @@ struct auth_info {
     char device_id[STORE_ID_LEN + 1];
     uint8_t token_hash[STORE_TOKEN_HASH_BYTES]; /* of the presented token */
     int64_t expires_at;
+    /* P30: a material policy version the account has not accepted yet. Only an
+     * allow-listed route (auth.c) ever sees policy_pending set; every other route is
+     * answered 403 policy_consent_required before its fn runs. */
+    bool policy_pending;
+    char policy_version[STORE_POLICY_VERSION_MAX + 1];
 };
 
 /* who is valid only during the call. */

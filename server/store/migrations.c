@@ -120,6 +120,116 @@ const struct store_migration store_sqlite_migrations[] = {
         "  PRIMARY KEY (sender_device, client_msg_id)"
         ") STRICT, WITHOUT ROWID;"
         "CREATE INDEX sent_msg_ids_expires ON sent_msg_ids(expires_at);"},
+    /* Consent, policy versions, the audit log, and the tables of the retention
+     * categories (P12, P15, P22, P26, P28-P31; store_privacy.h, server/retention.c).
+     * Everything tied to an account cascades from users; purchases carry no foreign key
+     * because erasure overwrites their user_id with a pseudonym (P4). The audit log
+     * names accounts only by keyed pseudonym (audit.h) and refuses UPDATE and DELETE. */
+    {3, /* Current value per (user, purpose), and every change (P28). */
+        "CREATE TABLE consents ("
+        "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        "  purpose TEXT NOT NULL,"
+        "  granted INTEGER NOT NULL,"
+        "  policy_version TEXT NOT NULL DEFAULT '',"
+        "  updated_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (user_id, purpose)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE TABLE consent_history ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        "  purpose TEXT NOT NULL,"
+        "  granted INTEGER NOT NULL,"
+        "  policy_version TEXT NOT NULL DEFAULT '',"
+        "  at INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX consent_history_user ON consent_history(user_id, id);"
+        /* P29: a parent's consent, recorded by an operator. */
+        "CREATE TABLE parental_consents ("
+        "  user_id TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        "  reference TEXT NOT NULL,"
+        "  recorded_at INTEGER NOT NULL"
+        ") STRICT, WITHOUT ROWID;"
+        /* P30: versions in publication order (seq), and who accepted which. */
+        "CREATE TABLE policies ("
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  version TEXT NOT NULL UNIQUE,"
+        "  material INTEGER NOT NULL,"
+        "  text TEXT NOT NULL,"
+        "  published_at INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE TABLE policy_acceptances ("
+        "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        "  policy_seq INTEGER NOT NULL REFERENCES policies(seq),"
+        "  accepted_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (user_id, policy_seq)"
+        ") STRICT, WITHOUT ROWID;"
+        /* P26: hash-chained, append-only. */
+        "CREATE TABLE audit_log ("
+        "  seq INTEGER PRIMARY KEY NOT NULL,"
+        "  at INTEGER NOT NULL,"
+        "  actor TEXT NOT NULL,"
+        "  kind TEXT NOT NULL,"
+        "  subject TEXT NOT NULL,"
+        "  detail TEXT NOT NULL,"
+        "  prev_hash BLOB NOT NULL,"
+        "  hash BLOB NOT NULL"
+        ") STRICT;"
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+        "  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+        "  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"
+        /* P22: exactly the listed fields, no peer, no network address; 90 days. */
+        "CREATE TABLE call_quality ("
+        "  id INTEGER PRIMARY KEY,"
+        "  received_at INTEGER NOT NULL,"
+        "  started_at INTEGER NOT NULL,"
+        "  duration_ms INTEGER NOT NULL,"
+        "  codec TEXT NOT NULL,"
+        "  packet_loss_permille INTEGER,"
+        "  rtt_ms INTEGER,"
+        "  jitter_ms INTEGER,"
+        "  render_fps INTEGER,"
+        "  packet_len INTEGER,"
+        "  max_resolution TEXT"
+        ") STRICT;"
+        "CREATE INDEX call_quality_received ON call_quality(received_at);"
+        /* P23: security log (logins, lockouts); the network origin only here, 7 days. */
+        "CREATE TABLE security_events ("
+        "  id INTEGER PRIMARY KEY,"
+        "  at INTEGER NOT NULL,"
+        "  kind TEXT NOT NULL,"
+        "  user_id TEXT REFERENCES users(id) ON DELETE CASCADE,"
+        "  network_origin TEXT"
+        ") STRICT;"
+        "CREATE INDEX security_events_at ON security_events(at);"
+        /* P25: abuse reports; 1 year. */
+        "CREATE TABLE reports ("
+        "  id TEXT PRIMARY KEY NOT NULL,"
+        "  reporter_user TEXT REFERENCES users(id) ON DELETE CASCADE,"
+        "  reported_user TEXT REFERENCES users(id) ON DELETE CASCADE,"
+        "  created_at INTEGER NOT NULL,"
+        "  status TEXT NOT NULL DEFAULT 'open'"
+        ") STRICT;"
+        "CREATE INDEX reports_created ON reports(created_at);"
+        /* P4: purchases, 6 years, pseudonymised at erasure. */
+        "CREATE TABLE purchases ("
+        "  id TEXT PRIMARY KEY NOT NULL,"
+        "  user_id TEXT NOT NULL,"
+        "  product TEXT NOT NULL,"
+        "  order_ref TEXT NOT NULL,"
+        "  purchased_at INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX purchases_user ON purchases(user_id);"
+        "CREATE INDEX purchases_at ON purchases(purchased_at);"},
+    /* Crypto-shredding and erasure (P27). profile_enc: 1 when the row's personal fields
+     * (name, dob, region, gender) are ciphertext under the account's data key (keys.db,
+     * keystore.h); rows from before stay 0 until store_open_sqlite_keyed encrypts them
+     * in place. The envelope indexes let an account's deletion find what it sent and the
+     * expiry notices that name it without scanning the queue. */
+    {4, "ALTER TABLE users ADD COLUMN profile_enc INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX envelopes_sender ON envelopes(sender_user);"
+        "CREATE INDEX envelopes_peer ON envelopes(peer_user) WHERE peer_user IS NOT NULL;"
+        "CREATE INDEX envelopes_user ON envelopes(user_id);"},
 };
 
 const size_t store_sqlite_migrations_count =

@@ -14,7 +14,12 @@
  * failing on a read-to-write upgrade. Prepared statements are cached per connection.
  *
  * Personal profile fields (name, dob, region, gender) are bound and read only by
- * profile_bind() and profile_read(): the one place where per-account encryption goes.
+ * profile_bind() and profile_read(): with a key store (store_open_sqlite_keyed) they are
+ * stored as XChaCha20-Poly1305 ciphertext under the account's data key (keystore.h),
+ * the additional data binding user id and column, and users.profile_enc = 1 (migration
+ * 4). Rows with profile_enc = 0 (written before, or by a store opened without keys) are
+ * read as plaintext and encrypted in place at the next keyed open. The username stays
+ * plaintext: it is the unique login handle, looked up by equality.
  *
  * This file holds accounts, sessions, devices, open/close and migrations; the pool and
  * statement helpers are in sqlite_conn.c (sqlite_int.h), the messaging ops in
@@ -32,7 +37,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "clock.h"
+#include "keystore.h"
 #include "log.h"
 #include "migrations.h"
 #include "sqlite_int.h"
@@ -42,15 +50,15 @@
 
 #define USER_COLS                                                                                  \
     "id, username, name, dob, region, gender, password_hash, parental_consent_required, "          \
-    "created_at"
+    "created_at, profile_enc"
 
 static const char *const stmt_sql[ST__COUNT] = {
-    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [ST_USER_BY_ID] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
     [ST_USER_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username = ?1",
     [ST_USER_UPDATE] = "UPDATE users SET username = ?2, name = ?3, dob = ?4, region = ?5, "
                        "gender = ?6, password_hash = ?7, parental_consent_required = ?8, "
-                       "created_at = ?9 WHERE id = ?1",
+                       "created_at = ?9, profile_enc = ?10 WHERE id = ?1",
     [ST_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
     [ST_SESS_DEL_EXPIRED_USER] = "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2",
     [ST_DEV_DEL_ORPHANS_USER] = "DELETE FROM devices WHERE user_id = ?1 AND NOT EXISTS "
@@ -85,55 +93,121 @@ static enum parley_err stmt(struct sq_conn *c, enum sq_stmt_id id, sqlite3_stmt 
 
 /* ---- personal fields: the one place they cross the database boundary ---- */
 
-/* Bind a user row to ?1..?9 in USER_COLS order. */
-static int profile_bind(sqlite3_stmt *st, const struct store_user *u)
+/* The personal columns, in USER_COLS order from column index 2 (bind ?3..?6). */
+#define PROFILE_NFIELDS 4
+static const char *const profile_cols[PROFILE_NFIELDS] = {"name", "dob", "region", "gender"};
+#define SEALED_MAX KEYSTORE_SEALED_TEXT_MAX(STORE_NAME_MAX)
+
+static const char *profile_field(const struct store_user *u, int i)
 {
+    switch (i) {
+    case 0: return u->name;
+    case 1: return u->dob;
+    case 2: return u->region;
+    default: return u->gender;
+    }
+}
+
+/* Bind a user row to ?1..?10 in USER_COLS order. With key (the account's data key) the
+ * personal fields are sealed, absent ones too (so ciphertext does not tell which were
+ * given); without, they are bound as plaintext and profile_enc is 0. */
+static int profile_bind(sqlite3_stmt *st, const struct store_user *u, const uint8_t *key)
+{
+    char sealed[SEALED_MAX];
     int rc = sq_bind_text(st, 1, u->id);
     if (rc == SQLITE_OK)
         rc = sq_bind_text(st, 2, u->username);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 3, u->name);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 4, u->dob);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_opt_text(st, 5, u->region);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_opt_text(st, 6, u->gender);
+    for (int i = 0; i < PROFILE_NFIELDS && rc == SQLITE_OK; i++) {
+        const char *v = profile_field(u, i);
+        if (key) {
+            if (keystore_seal_field(key, u->id, profile_cols[i], v, sealed, sizeof sealed))
+                rc = SQLITE_TOOBIG;
+            else
+                rc = sq_bind_text(st, 3 + i, sealed);
+        } else {
+            rc = i < 2 ? sq_bind_text(st, 3 + i, v) : sq_bind_opt_text(st, 3 + i, v);
+        }
+    }
     if (rc == SQLITE_OK)
         rc = sq_bind_text(st, 7, u->password_hash);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 8, u->parental_consent_required ? 1 : 0);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 9, u->created_at);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 10, key ? 1 : 0);
+    sodium_memzero(sealed, sizeof sealed);
     return rc;
 }
 
-/* Read a row selected with USER_COLS. */
-static bool profile_read(sqlite3_stmt *st, struct store_user *u)
+/* Read a row selected with USER_COLS, decrypting the personal fields with the
+ * account's key from ks. PARLEY_ERR_STORE for a corrupt row, PARLEY_ERR_NOTFOUND when
+ * the row is encrypted and its key is gone (the account was erased: a restored backup),
+ * PARLEY_ERR_CRYPTO when it does not decrypt. */
+static enum parley_err profile_read(sqlite3_stmt *st, struct store_user *u, struct keystore *ks)
 {
+    char sealed[SEALED_MAX];
+    uint8_t key[KEYSTORE_KEY_BYTES];
+    size_t caps[PROFILE_NFIELDS] = {sizeof u->name, sizeof u->dob, sizeof u->region,
+                                    sizeof u->gender};
+    char *dst[PROFILE_NFIELDS] = {u->name, u->dob, u->region, u->gender};
+    enum parley_err err = PARLEY_OK;
     memset(u, 0, sizeof *u);
     bool ok = sq_col_text(st, 0, u->id, sizeof u->id) &&
               sq_col_text(st, 1, u->username, sizeof u->username) &&
-              sq_col_text(st, 2, u->name, sizeof u->name) &&
-              sq_col_text(st, 3, u->dob, sizeof u->dob) &&
-              sq_col_text(st, 4, u->region, sizeof u->region) &&
-              sq_col_text(st, 5, u->gender, sizeof u->gender) &&
               sq_col_text(st, 6, u->password_hash, sizeof u->password_hash);
     u->parental_consent_required = sqlite3_column_int(st, 7) != 0;
     u->created_at = sqlite3_column_int64(st, 8);
-    return ok;
+    bool enc = sqlite3_column_int(st, 9) != 0;
+    if (!ok)
+        return PARLEY_ERR_STORE;
+    if (!enc) {
+        for (int i = 0; i < PROFILE_NFIELDS; i++)
+            if (!sq_col_text(st, 2 + i, dst[i], caps[i]))
+                return PARLEY_ERR_STORE;
+        return PARLEY_OK;
+    }
+    if (!ks)
+        return PARLEY_ERR_CRYPTO;
+    err = keystore_get(ks, u->id, key);
+    if (err == PARLEY_ERR_NOTFOUND)
+        log_event(LOG_WARN, "profile_key_missing", "detail",
+                  "an account row whose data key is destroyed (restored backup?)", NULL);
+    for (int i = 0; !err && i < PROFILE_NFIELDS; i++) {
+        if (!sq_col_text(st, 2 + i, sealed, sizeof sealed))
+            err = PARLEY_ERR_STORE;
+        else
+            err = keystore_open_field(key, u->id, profile_cols[i], sealed, dst[i], caps[i]);
+    }
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(sealed, sizeof sealed);
+    if (err)
+        sodium_memzero(u, sizeof *u);
+    return err;
 }
 
 /* ---- users ---- */
 
 static enum parley_err sq_user_create(struct store *s, const struct store_user *u)
 {
+    struct keystore *ks = sq(s)->ks;
+    uint8_t key[KEYSTORE_KEY_BYTES];
+    bool made_key = false;
+    enum parley_err err = PARLEY_OK;
+    /* The key first: a crash between the two leaves an orphan key (destroyed at the next
+     * open), never a row that nothing can decrypt. */
+    if (ks) {
+        err = keystore_create(ks, u->id, u->created_at, key);
+        if (err)
+            return err;
+        made_key = true;
+    }
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    enum parley_err err = stmt(c, ST_USER_INSERT, &st);
+    err = stmt(c, ST_USER_INSERT, &st);
     if (err)
         goto out;
-    int rc = profile_bind(st, u);
+    int rc = profile_bind(st, u, ks ? key : NULL);
     if (rc != SQLITE_OK) {
         sq_stmt_done(st);
         err = sq_err(c, rc, "user_create");
@@ -142,12 +216,15 @@ static enum parley_err sq_user_create(struct store *s, const struct store_user *
     err = sq_step_done(c, st, "user_create");
 out:
     sq_conn_put(sq(s), c);
+    if (err && made_key)
+        (void)!keystore_destroy(ks, u->id);
+    sodium_memzero(key, sizeof key);
     return err;
 }
 
 /* With c borrowed: select the user by id (ST_USER_BY_ID) or username (ST_USER_BY_NAME). */
-static enum parley_err user_get(struct sq_conn *c, enum sq_stmt_id id, const char *key,
-                                struct store_user *out)
+static enum parley_err user_get(struct sq_conn *c, struct keystore *ks, enum sq_stmt_id id,
+                                const char *key, struct store_user *out)
 {
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, id, &st);
@@ -157,7 +234,7 @@ static enum parley_err user_get(struct sq_conn *c, enum sq_stmt_id id, const cha
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        err = profile_read(st, out) ? PARLEY_OK : PARLEY_ERR_STORE;
+        err = profile_read(st, out, ks);
     } else if (rc == SQLITE_DONE) {
         err = PARLEY_ERR_NOTFOUND;
     } else {
@@ -170,7 +247,7 @@ static enum parley_err user_get(struct sq_conn *c, enum sq_stmt_id id, const cha
 static enum parley_err sq_user_get_by_id(struct store *s, const char *id, struct store_user *out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
-    enum parley_err err = user_get(c, ST_USER_BY_ID, id, out);
+    enum parley_err err = user_get(c, sq(s)->ks, ST_USER_BY_ID, id, out);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -179,7 +256,7 @@ static enum parley_err sq_user_get_by_username(struct store *s, const char *user
                                                struct store_user *out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
-    enum parley_err err = user_get(c, ST_USER_BY_NAME, username, out);
+    enum parley_err err = user_get(c, sq(s)->ks, ST_USER_BY_NAME, username, out);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -189,14 +266,23 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
                                               struct store_user *out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
+    struct keystore *ks = sq(s)->ks;
     struct store_user u;
+    uint8_t key[KEYSTORE_KEY_BYTES];
     sqlite3_stmt *st = NULL;
+    memset(&u, 0, sizeof u);
+    memset(key, 0, sizeof key);
     enum parley_err err = sq_begin(c);
     if (err)
         goto out;
-    err = user_get(c, ST_USER_BY_ID, id, &u);
+    err = user_get(c, ks, ST_USER_BY_ID, id, &u);
     if (err)
         goto out;
+    if (ks) {
+        err = keystore_get(ks, id, key);
+        if (err)
+            goto out;
+    }
     if (p->fields & STORE_PATCH_NAME)
         snprintf(u.name, sizeof u.name, "%s", p->name);
     if (p->fields & STORE_PATCH_REGION)
@@ -208,7 +294,7 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
     err = stmt(c, ST_USER_UPDATE, &st);
     if (err)
         goto out;
-    int rc = profile_bind(st, &u);
+    int rc = profile_bind(st, &u, ks ? key : NULL);
     if (rc != SQLITE_OK) {
         sq_stmt_done(st);
         err = sq_err(c, rc, "user_update");
@@ -223,7 +309,8 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
 out:
     if (err)
         sq_rollback(c);
-    memset(&u, 0, sizeof u); /* keep personal data (and the hash) short-lived */
+    sodium_memzero(&u, sizeof u); /* keep personal data (and the hash) short-lived */
+    sodium_memzero(key, sizeof key);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -649,6 +736,9 @@ static const struct store_ops sqlite_ops = {
     .queue_fetch = sq_queue_fetch,
     .queue_count = sq_queue_count,
     .queue_purge_expired = sq_queue_purge_expired,
+    .user_delete = sq_user_delete,
+    .user_rows = sq_user_rows,
+    .privacy = &sq_privacy_ops,
     .close = sq_close,
 };
 
@@ -808,6 +898,86 @@ int store_schema_version_latest(void)
         if (store_sqlite_migrations[i].version > v)
             v = store_sqlite_migrations[i].version;
     return v;
+}
+
+/* Encrypt in place every profile row still in plaintext (profile_enc = 0), making the
+ * account's data key when it has none, in one transaction; then fold and truncate the
+ * WAL so the plaintext is gone from the files too. */
+static enum parley_err encrypt_legacy(struct sq_store *s, struct sq_conn *c)
+{
+    sqlite3_stmt *sel = NULL, *st = NULL;
+    struct store_user u;
+    uint8_t key[KEYSTORE_KEY_BYTES];
+    size_t n = 0;
+    memset(&u, 0, sizeof u);
+    enum parley_err err = sq_begin(c);
+    if (err)
+        return err;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT " USER_COLS " FROM users WHERE profile_enc = 0",
+                                -1, &sel, NULL);
+    while (!err && rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        err = profile_read(sel, &u, NULL);
+        if (err)
+            break;
+        err = keystore_get(s->ks, u.id, key);
+        if (err == PARLEY_ERR_NOTFOUND)
+            err = keystore_create(s->ks, u.id, clock_now_s(), key);
+        if (err)
+            break;
+        err = stmt(c, ST_USER_UPDATE, &st);
+        if (err)
+            break;
+        int brc = profile_bind(st, &u, key);
+        if (brc != SQLITE_OK) {
+            sq_stmt_done(st);
+            err = sq_err(c, brc, "encrypt_legacy");
+            break;
+        }
+        err = sq_step_done(c, st, "encrypt_legacy");
+        n++;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_OK)
+        err = sq_err(c, rc, "encrypt_legacy");
+    sqlite3_finalize(sel);
+    sodium_memzero(&u, sizeof u);
+    sodium_memzero(key, sizeof key);
+    if (!err)
+        err = sq_commit(c);
+    if (err) {
+        sq_rollback(c);
+        return err;
+    }
+    if (n > 0) {
+        char num[24];
+        snprintf(num, sizeof num, "%zu", n);
+        log_event(LOG_INFO, "profiles_encrypted", "rows", num, NULL);
+        (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+    return PARLEY_OK;
+}
+
+enum parley_err store_open_sqlite_keyed(const char *path, struct keystore *ks, struct store **out)
+{
+    struct store *st = NULL;
+    if (!ks)
+        return PARLEY_ERR_INVAL;
+    enum parley_err err = store_open_sqlite(path, &st);
+    if (err)
+        return err;
+    struct sq_store *s = sq(st);
+    s->ks = ks;
+    struct sq_conn *c = sq_conn_get(s);
+    err = encrypt_legacy(s, c);
+    if (!err)
+        err = sq_erasure_open(s, c);
+    sq_conn_put(s, c);
+    if (err) {
+        store_close(st);
+        return err;
+    }
+    *out = st;
+    return PARLEY_OK;
 }
 
 enum parley_err store_open_sqlite(const char *path, struct store **out)

@@ -100,6 +100,26 @@ enum sq_stmt_id {
     ST_Q_DELETE,
     ST_Q_SEEN_PURGE,
     ST_Q_USERNAME,
+    /* sqlite_privacy.c */
+    ST_P_CONSENT_LIST,
+    ST_P_CONSENT_UPSERT,
+    ST_P_CONSENT_HIST,
+    ST_P_CONSENT_GET,
+    ST_P_PARENTAL_PUT,
+    ST_P_PARENTAL_GET,
+    ST_P_POLICY_INSERT,
+    ST_P_POLICY_LATEST,
+    ST_P_POLICY_TEXT,
+    ST_P_POLICY_ACCEPT,
+    ST_P_POLICY_SEQ,
+    ST_P_POLICY_ACCEPTED,
+    ST_P_AUDIT_LAST,
+    ST_P_AUDIT_INSERT,
+    ST_P_AUDIT_LIST,
+    ST_P_PURGE_CALLQ,
+    ST_P_PURGE_SECURITY,
+    ST_P_PURGE_REPORTS,
+    ST_P_PURGE_PURCHASES,
     ST__COUNT
 };
 
@@ -115,6 +135,7 @@ struct sq_store {
     bool sync_inited;
     struct sq_conn conns[SQ_POOL_SIZE];
     bool busy[SQ_POOL_SIZE];
+    struct keystore *ks; /* NULL: profile fields in plaintext (tests of other parts) */
 };
 
 static inline struct sq_store *sq(struct store *s)
@@ -203,5 +224,19 @@ enum parley_err sq_queue_count(struct store *s, const char *device_id, size_t *n
 enum parley_err sq_queue_purge_expired(struct store *s, int64_t now, size_t limit,
                                        int64_t notice_ttl_s, struct store_envelope **notices,
                                        size_t *n_notices, size_t *n_purged);
+
+/* ---- erasure and access (sqlite_erasure.c; contracts in store.h) ---- */
+
+enum parley_err sq_user_delete(struct store *s, const char *user_id);
+enum parley_err sq_user_rows(struct store *s, const char *sql, const char *user_id,
+                             store_row_fn fn, void *ctx);
+/* At open, with a key store: encrypt profile rows written in plaintext (before
+ * migration 4 or by a store opened without keys), and destroy keys left without an
+ * account. Connection c is borrowed by the caller. */
+enum parley_err sq_erasure_open(struct sq_store *s, struct sq_conn *c);
+
+/* The consent, policy, audit and retention ops (contracts in store_privacy.h), in
+ * sqlite_privacy.c. */
+extern const struct store_privacy_ops sq_privacy_ops;
 
 #endif

@@ -66,6 +66,25 @@ enum parley_err store_user_get_by_username(struct store *s, const char *username
     return s->ops->user_get_by_username(s, username, out);
 }
 
+enum parley_err store_user_delete(struct store *s, const char *user_id)
+{
+    if (!s || !user_id)
+        return PARLEY_ERR_INVAL;
+    if (!store_id_valid(user_id))
+        return PARLEY_ERR_NOTFOUND;
+    return s->ops->user_delete(s, user_id);
+}
+
+enum parley_err store_user_rows(struct store *s, const char *sql, const char *user_id,
+                                store_row_fn fn, void *ctx)
+{
+    if (!s || !sql || !user_id || !fn)
+        return PARLEY_ERR_INVAL;
+    if (!store_id_valid(user_id))
+        return PARLEY_ERR_NOTFOUND;
+    return s->ops->user_rows(s, sql, user_id, fn, ctx);
+}
+
 enum parley_err store_user_update_profile(struct store *s, const char *id,
                                           const struct store_profile_patch *p,
                                           struct store_user *out)

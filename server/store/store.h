@@ -95,6 +95,7 @@ struct store_session_new {
 };
 
 struct store;
+struct keystore;
 struct store_keys_upload;
 struct store_bundle;
 struct store_user_device;
@@ -102,6 +103,21 @@ struct store_group;
 struct store_group_member;
 struct store_queue_op;
 struct store_envelope;
+struct store_privacy_ops;
+
+/* One column value of a row read by store_user_rows. Text and blob bytes are borrowed
+ * for the duration of the callback only. */
+enum store_value_type { STORE_V_NULL, STORE_V_INT, STORE_V_REAL, STORE_V_TEXT, STORE_V_BLOB };
+struct store_value {
+    enum store_value_type type;
+    int64_t i;
+    double r;
+    const void *p; /* TEXT (not NUL-terminated) or BLOB bytes */
+    size_t len;
+};
+/* Called once per row; a non-OK result stops the read and is returned. */
+typedef enum parley_err (*store_row_fn)(void *ctx, size_t ncols, const char *const *names,
+                                        const struct store_value *vals);
 
 /* The backend's operations; see the wrappers below for the contracts. */
 struct store_ops {
@@ -154,6 +170,12 @@ struct store_ops {
     enum parley_err (*queue_purge_expired)(struct store *s, int64_t now, size_t limit,
                                            int64_t notice_ttl_s, struct store_envelope **notices,
                                            size_t *n_notices, size_t *n_purged);
+    /* rights (P27, P28): contracts below */
+    enum parley_err (*user_delete)(struct store *s, const char *user_id);
+    enum parley_err (*user_rows)(struct store *s, const char *sql, const char *user_id,
+                                 store_row_fn fn, void *ctx);
+    /* consents, policies, audit log, retention: contracts in store_privacy.h */
+    const struct store_privacy_ops *privacy;
     void (*close)(struct store *s);
 };
 
@@ -170,6 +192,15 @@ struct store {
  * database has a newer schema than this binary knows), PARLEY_ERR_NOMEM.
  * Free with store_close. */
 PARLEY_WUR enum parley_err store_open_sqlite(const char *path, struct store **out);
+/* The same with the key store (keystore.h) that holds the accounts' data keys: the
+ * personal profile fields are then stored encrypted with each account's key, rows
+ * written before are encrypted in place at open, keys left without an account for over
+ * an hour are destroyed, and store_user_delete destroys the account's key. ks is
+ * borrowed and must outlive the store. parleyd and `parleyd admin` always open the
+ * store this way; store_open_sqlite (no key store: profile fields in plaintext) is for
+ * tests of other parts only. */
+PARLEY_WUR enum parley_err store_open_sqlite_keyed(const char *path, struct keystore *ks,
+                                                   struct store **out);
 /* Close the store and free it. Accepts NULL. No operation may be in flight. */
 void store_close(struct store *s);
 /* Schema version of the migrations compiled into this binary. */
@@ -222,6 +253,22 @@ PARLEY_WUR enum parley_err store_device_list(struct store *s, const char *user_i
 PARLEY_WUR enum parley_err store_device_delete(struct store *s, const char *user_id,
                                                const char *device_id);
 
+/* ---- rights: erasure and access (POLICY P27, P28) ---- */
+
+/* Erase the account (P27): in one transaction delete every row tied to it in every
+ * table — the user, its devices and sessions (tokens stop working at once), their keys
+ * and prekeys, group memberships (a group left empty goes too), queued envelopes it sent,
+ * that wait for it or that name it, remembered message ids, and the rows of any table
+ * with a user column (user_id or a *_user / *_user_id column). After the commit the WAL
+ * is checkpointed and truncated, then the account's data key is destroyed (crypto-
+ * shredding). PARLEY_ERR_NOTFOUND if there is no such user. */
+PARLEY_WUR enum parley_err store_user_delete(struct store *s, const char *user_id);
+/* Access (P28): run the read-only query sql (one statement, ?1 bound to user_id) in a
+ * read transaction and call fn for every row. For the export registry (export.c);
+ * the SQL is the caller's own constant text, never input. */
+PARLEY_WUR enum parley_err store_user_rows(struct store *s, const char *sql, const char *user_id,
+                                           store_row_fn fn, void *ctx);
+
 /* ---- helpers ---- */
 
 /* A fresh random id: STORE_ID_LEN lowercase hex characters and a NUL. Thread-safe. */
@@ -230,5 +277,6 @@ void store_id_new(char out[STORE_ID_LEN + 1]);
 bool store_id_valid(const char *s);
 
 #include "store_messaging.h"
+#include "store_privacy.h"
 
 #endif

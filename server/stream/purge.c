@@ -7,7 +7,8 @@
  * transaction, which also queues an EXPIRED notice per (message, recipient user) to
  * the sender's devices), push those notices to sender devices that are connected (the
  * others get them on their next drain: notices are queued envelopes, acked like
- * messages), then delete expired sessions. Logs counts only.
+ * messages), then run every other job of the retention table (server/retention.h:
+ * sessions, call quality, security events, reports, purchases). Logs counts only.
  */
 #include <stdio.h>
 
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
+#include "retention.h"
 #include "stream_int.h"
 
 #define PURGE_CHUNK 1000
@@ -51,17 +53,15 @@ void purge_run(struct stream *st)
         if (n_purged < PURGE_CHUNK)
             break;
     }
-    size_t sessions = 0;
-    enum parley_err rc = store_session_purge_expired(st->app->store, now, &sessions);
-    if (rc)
-        log_event(LOG_ERROR, "session_purge_failed", "error", parley_strerror(rc), NULL);
+    /* Every other job of the retention table (P31): sessions, call quality, security
+     * events, reports, purchases. Each logs its own count and failure. */
+    (void)!retention_run_all(st->app->store, cfg, now, false, NULL);
     atomic_fetch_add(&st->purged, total);
     atomic_fetch_add(&st->notices, total_notices);
-    if (total || total_notices || sessions) {
-        char a[24], b[24], c[24];
+    if (total || total_notices) {
+        char a[24], b[24];
         snprintf(a, sizeof a, "%zu", total);
         snprintf(b, sizeof b, "%zu", total_notices);
-        snprintf(c, sizeof c, "%zu", sessions);
-        log_event(LOG_INFO, "queue_purged", "envelopes", a, "notices", b, "sessions", c, NULL);
+        log_event(LOG_INFO, "queue_purged", "envelopes", a, "notices", b, NULL);
     }
 }

@@ -230,7 +230,7 @@ static bool has_device(const struct store_user_device *v, size_t n, const char *
 static void test_schema_and_upgrade_from_v1(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_schema_version_latest(), 2);
+    assert_true(store_schema_version_latest() >= 2);
     /* Migration 1 is untouched: a database made by the first release upgrades. */
     store_close(f->s);
     f->s = NULL;
@@ -248,7 +248,8 @@ static void test_schema_and_upgrade_from_v1(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(store_open_sqlite(f->path, &f->s), PARLEY_OK);
-    assert_int_equal(raw_int(f->path, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT max(version) FROM schema_version"),
+                     store_schema_version_latest());
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM users"), 1);
     /* Every new table is STRICT, and foreign keys are enforced on store connections. */
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_list WHERE strict = 1 "
