@@ -192,7 +192,7 @@ static void make_send(struct store_queue_op *op, struct send_buf *b, const char 
     q->to_user = to_user;
     q->group_id = group;
     for (size_t i = 0; i < n; i++) {
-        snprintf(b->bodies[i], sizeof b->bodies[i], "body-%zu", i);
+        snprintf(b->bodies[i], sizeof b->bodies[i], "body-%u", (unsigned)i);
         b->copies[i].device_id = devs[i];
         b->copies[i].body = (const uint8_t *)b->bodies[i];
         b->copies[i].body_len = strlen(b->bodies[i]);
