@@ -45,10 +45,15 @@ test-fuzz: build-fuzz
 test: test-release test-asan test-fuzz
 	@echo "make test: all suites passed"
 
+# Benchmarks (bench/RESULTS.md): parleyd vs Mosquitto QoS 1 vs a bare relay, and the crypto
+# core. Installs Mosquitto, builds -O2 into build-bench/, starts and stops every server
+# itself, writes bench/results/latest.json. bench-quick: < 60 s; bench: < 15 min.
 bench:
+	@scripts/deps.sh --bench
 	@scripts/bench.sh full
 
 bench-quick:
+	@scripts/deps.sh --bench
 	@scripts/bench.sh quick
 
 clean:

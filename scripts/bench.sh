@@ -1,19 +1,268 @@
 #!/usr/bin/env bash
-# make bench / make bench-quick: builds with -O2 into build-bench/ and runs the benchmarks
-# that exist so far, pinned to one core, printing name=value lines. Today: the crypto core
-# (bench/crypto_bench.c). The relay, drain and idle-connection comparisons against
-# Mosquitto and a bare relay arrive with the benchmark issue and extend this script.
+# make bench / make bench-quick (issue #5): parleyd against Mosquitto (QoS 1) and a bare
+# libuv + wslay relay, with one load generator for all three (build-bench/bench/loadgen),
+# plus the crypto core (bench/crypto_bench). Installs what it needs (scripts/deps.sh
+# --bench), builds with -O2 into build-bench/, starts every server itself on loopback and
+# stops it after; server pinned to CPU 0, generator to CPU 1.
+#
+#   scripts/bench.sh quick   # < 60 s: relay P=100 + ping-pong, drain 5,000 (+10x500),
+#                            #   500 idle connections (250 with TLS)
+#   scripts/bench.sh full    # < 15 min: relay P=1,100,1000 + ping-pong, drain 100,000
+#                            #   (+100x1,000), 10,000 idle connections (plain and TLS)
+#
+# Writes bench/results/latest.json (flat "name": value pairs plus "meta"), appends a
+# Markdown section to bench/RESULTS.md and prints the ratio lines last as name=value.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
-scripts/deps.sh
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-bench --target crypto_bench -j "$(nproc)" >/dev/null
+case "$mode" in
+  quick|full) ;;
+  *) echo "usage: scripts/bench.sh quick|full" >&2; exit 2 ;;
+esac
+target=bench
+if [ "$mode" = quick ]; then target=bench-quick; fi
+command_line="scripts/bench.sh $mode (make $target)"
+started=$(date -u +%s)
+
+scripts/deps.sh --bench
+B=build-bench
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$B" --target parleyd loadgen bench_relay crypto_bench -j "$(nproc)" >/dev/null
+
+# 10,000 idle connections on each side, plus set-up connections.
+if [ "$(ulimit -n)" -lt 20000 ]; then
+  if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 20000 ]; then
+    ulimit -Hn 20000 2>/dev/null || true
+  fi
+  ulimit -n 20000 2>/dev/null || {
+    echo "bench: cannot raise the open-file limit to 20000 (ulimit -n is $(ulimit -n))" >&2
+    exit 1
+  }
+fi
+
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_SERVER=(taskset -c 0)
+  PIN_GEN=(taskset -c 1)
+else
+  echo "bench: fewer than 2 CPUs or no taskset: not pinning" >&2
+  PIN_SERVER=()
+  PIN_GEN=()
+fi
+
+work=$(mktemp -d /tmp/parley-bench.XXXXXX)
+raw="$work/raw.txt"
+: >"$raw"
+spid=""
+cleanup() {
+  if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server NAME PORT CMD...: runs CMD pinned to CPU 0, waits for PORT to accept.
+start_server() {
+  local name=$1 port=$2
+  shift 2
+  "${PIN_SERVER[@]}" "$@" >"$work/$name.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$spid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "bench: $name did not start; its log:" >&2
+  tail -20 "$work/$name.log" >&2
+  return 1
+}
+
+stop_server() {
+  if [ -n "$spid" ]; then
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    spid=""
+  fi
+}
+
+failed=0
+# run_gen NAME PORT ARGS...: the load generator pinned to CPU 1, output appended to raw.
+run_gen() {
+  local name=$1 port=$2
+  shift 2
+  echo "# $name (t=${SECONDS}s)" >&2
+  if ! "${PIN_GEN[@]}" "$B/bench/loadgen" --port "$port" --server-pid "$spid" --mode "$mode" \
+      "$@" >>"$raw" 2>"$work/gen-$name.log"; then
+    echo "bench: load generator failed for $name:" >&2
+    tail -5 "$work/gen-$name.log" >&2
+    failed=1
+  fi
+}
+
+# ---- servers
+parleyd_flags=(--threads 1 --log-level warn --argon2-opslimit 1 --argon2-memlimit-kib 8
+  --send-rate-per-min 10000000 --max-queue-per-device 1000000 --max-devices 16
+  --rl-register-ip-per-hour 1000000 --rl-login-ip-per-min 100000
+  --rl-login-account-per-min 100000)
+
+start_parleyd() { # start_parleyd NAME PORT [tls]
+  local name=$1 port=$2 extra=()
+  rm -rf "$work/data-$name"
+  if [ "${3:-}" = tls ]; then extra=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem"); fi
+  start_server "$name" "$port" "$B/parleyd" --listen "127.0.0.1:$port" \
+    --data "$work/data-$name" "${parleyd_flags[@]}" "${extra[@]}"
+}
+
+start_mosquitto() { # start_mosquitto NAME PORT
+  local name=$1 port=$2
+  # QoS 1 peer: in-memory (persistence false: Mosquitto does not fsync per message, it
+  # autosaves), window and queue sized like parleyd's (256 in flight, queue > 100,000).
+  cat >"$work/$name.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_inflight_messages 256
+max_queued_messages 1000000
+max_connections -1
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+EOF
+  start_server "$name" "$port" mosquitto -c "$work/$name.conf"
+}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Each target: relay + drain on one server process, idle on a fresh one (so memory freed
+# by earlier runs does not hide the per-connection cost).
+p=$(free_port)
+start_server bare "$p" "$B/bench/bench_relay" --port "$p"
+run_gen bare "$p" --target bare --only pingpong,relay
+stop_server
+start_server bare-idle "$p" "$B/bench/bench_relay" --port "$p"
+run_gen bare-idle "$p" --target bare --only idle
+stop_server
+
+p=$(free_port)
+start_mosquitto mosquitto "$p"
+run_gen mosquitto "$p" --target mosquitto --only pingpong,relay,drain
+stop_server
+start_mosquitto mosquitto-idle "$p"
+run_gen mosquitto-idle "$p" --target mosquitto --only idle
+stop_server
+
+p=$(free_port)
+start_parleyd parley "$p"
+run_gen parley "$p" --target parley --only pingpong,relay,drain
+stop_server
+start_parleyd parley-idle "$p"
+run_gen parley-idle "$p" --target parley --only idle
+stop_server
+start_parleyd parley-tls "$p" tls
+run_gen parley-tls "$p" --target parley --only idle --tls
+stop_server
+
+echo "# crypto (t=${SECONDS}s)" >&2
 seconds=1
 [ "$mode" = full ] && seconds=5
-echo "# crypto core, ${seconds} CPU-second(s) per measurement, pinned to CPU 0"
-if command -v taskset >/dev/null; then
-  taskset -c 0 build-bench/bench/crypto_bench "$seconds"
-else
-  build-bench/bench/crypto_bench "$seconds"
-fi
+"${PIN_SERVER[@]}" "$B/bench/crypto_bench" "$seconds" | sed 's/^/crypto./' >>"$raw" || failed=1
+
+# ---- results
+mkdir -p bench/results
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=""
+if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then dirty="+dirty"; fi
+RAW="$raw" MODE="$mode" COMMIT="$commit$dirty" COMMAND="$command_line" \
+  LOAD_BEFORE="$load_before" ELAPSED=$(( $(date -u +%s) - started )) \
+  python3 - <<'PY'
+import json, os, datetime, platform
+
+vals = {}
+for line in open(os.environ["RAW"]):
+    line = line.strip()
+    if "=" not in line or line.startswith("#"):
+        continue
+    k, v = line.split("=", 1)
+    try:
+        vals[k] = float(v) if "." in v else int(v)
+    except ValueError:
+        vals[k] = v
+
+def ratio(name, num, den):
+    if num in vals and den in vals and vals[den]:
+        vals[name] = round(vals[num] / vals[den], 3)
+
+ratio("ratio.relay_vs_mosquitto", "relay.p100.parley_msgs_per_s",
+      "relay.p100.mosquitto_qos1_msgs_per_s")
+ratio("ratio.relay_vs_bare", "relay.p100.parley_msgs_per_s", "relay.p100.bare_msgs_per_s")
+ratio("ratio.p99_vs_mosquitto", "relay.p100.parley_p99_us", "relay.p100.mosquitto_p99_us")
+# Drain is a time: how many times faster parleyd empties the backlog than Mosquitto.
+ratio("ratio.drain_vs_mosquitto", "drain.single.mosquitto_s", "drain.single.parley_s")
+
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+try:
+    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+               if l.startswith("model name"))
+except StopIteration:
+    cpu = platform.machine()
+meta = {"date": now, "commit": os.environ["COMMIT"], "command": os.environ["COMMAND"],
+        "mode": os.environ["MODE"], "cpus": os.cpu_count(), "cpu": cpu,
+        "loadavg_at_start": os.environ["LOAD_BEFORE"],
+        "elapsed_s": int(os.environ["ELAPSED"])}
+out = {"meta": meta}
+out.update(dict(sorted(vals.items())))
+with open("bench/results/latest.json", "w") as f:
+    json.dump(out, f, indent=1)
+    f.write("\n")
+
+goals = {
+    "ratio.relay_vs_mosquitto": "≥ 2", "ratio.relay_vs_bare": "≥ 0.3",
+    "ratio.p99_vs_mosquitto": "≤ 1", "ratio.drain_vs_mosquitto": "≥ 2",
+    "idle.parley_bytes_per_conn": "≤ 1024", "idle.parley_tls_bytes_per_conn": "≤ 8192",
+}
+def fmt(v, k=""):
+    if isinstance(v, float) and k.endswith("_pct"):
+        return f"{v:.1f}"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+def met(k):
+    if k not in goals or k not in vals:
+        return ""
+    g = goals[k]
+    lim = float(g.split()[1])
+    ok = vals[k] >= lim if g.startswith("≥") else vals[k] <= lim
+    return "yes" if ok else "**no**"
+
+lines = [f"\n## Run {now} — `{meta['mode']}`\n",
+         f"Commit `{meta['commit']}`. Command: `{meta['command']}`. Machine: {meta['cpus']} CPU "
+         f"({cpu}); load average at start {meta['loadavg_at_start']}; took "
+         f"{meta['elapsed_s']} s. Server on CPU 0, load generator on CPU 1.\n",
+         "| name | value | goal | met |", "|---|---|---|---|"]
+for k in [k for k in goals if k in vals] + [k for k in sorted(vals) if k not in goals]:
+    lines.append(f"| `{k}` | {fmt(vals[k], k)} | {goals.get(k, '')} | {met(k)} |")
+with open("bench/RESULTS.md", "a") as f:
+    f.write("\n".join(lines) + "\n")
+PY
+
+echo "# wrote bench/results/latest.json and appended to bench/RESULTS.md (t=${SECONDS}s)" >&2
+python3 - <<'PY'
+import json
+d = json.load(open("bench/results/latest.json"))
+for k in sorted(k for k in d if not k.startswith(("ratio.", "meta"))):
+    print(f"{k}={d[k]}")
+for k in sorted(k for k in d if k.startswith("ratio.")):
+    print(f"{k}={d[k]}")
+PY
+exit "$failed"
