@@ -74,4 +74,15 @@ void cli_messaging_after_login(struct parley_client *c);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_delete_account(struct cli_ctx *ctx, int argc, char **argv);
 
+/* cmd_policy.c (P30) */
+int cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
+/* True when c's last call was refused with 403 policy_consent_required. */
+bool cli_policy_pending(struct parley_client *c);
+/* Report that refusal: on a terminal show the new policy and offer to accept it, else
+ * say how to. Returns CLI_REFUSED (the command did not run). */
+int cli_policy_required(struct parley_client *c);
+/* Right after a login: if the account must accept a new policy, offer it as above.
+ * NULL when the account is usable, else the pending version (malloc'd; free()). */
+char *cli_policy_after_login(struct parley_client *c);
+
 #endif

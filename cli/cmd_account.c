@@ -206,10 +206,18 @@ int cmd_login(struct cli_ctx *ctx, int argc, char **argv)
     } else {
         out_msg("Logged in as %s on %s (device %s).", parley_client_username(c),
                 parley_client_server(c), parley_client_device_id(c));
-        out_json(json_pack("{s:s, s:s, s:s, s:s}", "username", parley_client_username(c), "user_id",
-                           parley_client_user_id(c), "device_id", parley_client_device_id(c),
-                           "server", parley_client_server(c)));
-        cli_messaging_after_login(c);
+        /* P30: a new material policy must be accepted before the account can be used
+         * (offered here on a terminal); if it is not, the login stands but exits 1. */
+        char *pending = cli_policy_after_login(c);
+        out_json(json_pack("{s:s, s:s, s:s, s:s, s:o}", "username", parley_client_username(c),
+                           "user_id", parley_client_user_id(c), "device_id",
+                           parley_client_device_id(c), "server", parley_client_server(c),
+                           "policy_pending", out_jstr(pending)));
+        if (pending)
+            code = CLI_REFUSED; /* cli_policy_after_login said how to accept */
+        else
+            cli_messaging_after_login(c);
+        free(pending);
     }
     parley_client_free(c);
     return code;

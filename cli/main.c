@@ -51,8 +51,11 @@ static const struct cli_command commands[] = {
      cmd_devices},
     {"send", "send an end-to-end encrypted message",
      "usage: parley send [--expire SECONDS] USERNAME TEXT\n"
+     "       parley send [--expire SECONDS] --stdin USERNAME\n"
      "Encrypt TEXT for every device of USERNAME (and your other devices) and send it.\n"
-     "Exits 0 once the server has stored it. --expire sets a disappearing timer.\n",
+     "Exits 0 once the server has stored it. --expire sets a disappearing timer.\n"
+     "--stdin sends one message per line of standard input (empty lines skipped); a line\n"
+     "that fails is reported and the next one tried; the exit status is the last failure's.\n",
      cmd_send},
     {"recv", "fetch, print and acknowledge pending messages",
      "usage: parley recv [--json] [--timeout SECONDS] [--no-ack]\n"
@@ -106,6 +109,13 @@ static const struct cli_command commands[] = {
      "Asks you to type your username to confirm (--yes skips this), then your password.\n"
      "Everything the server holds about the account is deleted and cannot be recovered.\n",
      cmd_delete_account},
+    {"policy", "show or accept the privacy policy",
+     "usage: parley policy show                         the latest version and its text\n"
+     "       parley policy accept [--version V] [--yes]  accept it (default: the latest)\n"
+     "accept shows the policy and asks y/N on a terminal; --yes accepts without asking\n"
+     "(scripts). After a material change the server refuses the account's requests\n"
+     "until it is accepted.\n",
+     cmd_policy},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -187,6 +197,8 @@ int cli_fail(struct parley_client *c, enum parley_err rc)
 {
     int status = 0;
     const char *code = NULL, *msg = NULL;
+    if (rc == PARLEY_ERR_SERVER && cli_policy_pending(c))
+        return cli_policy_required(c);
     parley_client_last_error(c, &status, &code, &msg);
     if (!msg || !*msg)
         msg = parley_strerror(rc);

@@ -6,7 +6,7 @@
  * thread. Deletion re-checks the password so a stolen token alone cannot erase an
  * account; wrong passwords are rate-limited per account with the login limiter. Once
  * store_user_delete has committed, every session of the account is gone, so its tokens
- * are refused from the next request on.
+ * are refused from the next request on, and its open streams are closed at once (4001).
  */
 #include "account_data.h"
 
@@ -29,6 +29,7 @@
 #include "ratelimit.h"
 #include "respond.h"
 #include "store/store.h"
+#include "stream/stream.h"
 
 /* ---- GET /v1/me/export ---- */
 
@@ -141,6 +142,7 @@ static void delete_done(struct http_request *req, void *p)
         respond_failure(req, j->err);
     } else {
         accounts_log_event(LOG_INFO, "account_deleted", j->user_id, NULL, "self_service");
+        (void)stream_disconnect_user(j->app->stream, j->user_id); /* committed: P27 */
         respond_no_content(req);
     }
     delete_job_free(j);

@@ -1,7 +1,7 @@
 /*
  * devices.c — GET /v1/devices (the caller's devices) and DELETE /v1/devices/{id}
  * (revoke: the device and its sessions are deleted in one transaction, so its token
- * stops working at once). A device id that is not the caller's is 404, never 403, so
+ * stops working at once, and its open stream, if any, is closed with 4001). A device id that is not the caller's is 404, never 403, so
  * ids of other accounts cannot be probed.
  */
 #include <jansson.h>
@@ -14,6 +14,7 @@
 #include "http_server.h"
 #include "respond.h"
 #include "store/store.h"
+#include "stream/stream.h"
 
 struct devices_job {
     struct app *app;
@@ -133,6 +134,7 @@ static void delete_done(struct http_request *req, void *p)
     } else {
         accounts_log_event(LOG_INFO, "device_revoked", j->who.user_id, j->target,
                            strcmp(j->target, j->who.device_id) == 0 ? "self" : NULL);
+        (void)stream_disconnect_device(j->app->stream, j->target); /* committed: P5 */
         respond_no_content(req);
     }
     job_free(j);

@@ -1,6 +1,6 @@
 /*
  * sessions.c — POST /v1/sessions (login: a new device and its session) and
- * DELETE /v1/sessions/current (logout).
+ * DELETE /v1/sessions/current (logout; the device's open stream is closed with 4001).
  *
  * Login never says whether the username exists: an unknown or malformed username costs
  * an Argon2 verification against a dummy hash (password_verify_dummy) and gets the same
@@ -23,6 +23,7 @@
 #include "ratelimit.h"
 #include "respond.h"
 #include "store/store.h"
+#include "stream/stream.h"
 
 /* ---- POST /v1/sessions ---- */
 
@@ -187,6 +188,7 @@ static void logout_done(struct http_request *req, void *p)
         respond_failure(req, j->err);
     } else {
         accounts_log_event(LOG_INFO, "logout", j->user_id, j->device_id, NULL);
+        (void)stream_disconnect_device(j->app->stream, j->device_id);
         respond_no_content(req);
     }
     sodium_memzero(j, sizeof *j);

@@ -6,7 +6,11 @@
  *
  * Sharded (HUB_SHARDS mutexes, chained buckets) so loops registering and the writer
  * looking up rarely contend. The hub holds a reference on each registered connection.
- * Threads: any. Memory: one small node per connected device.
+ * A second index, user id -> that user's registered connections, serves revocation and
+ * account deletion (stream_disconnect_user); it holds no references of its own and is
+ * changed only together with the device index (lock order: device shard, then user
+ * shard; never two user shards at once).
+ * Threads: any. Memory: two small nodes per connected device.
  */
 #ifndef PARLEY_SERVER_STREAM_HUB_H
 #define PARLEY_SERVER_STREAM_HUB_H
@@ -29,6 +33,11 @@ PARLEY_WUR enum parley_err hub_register(struct hub *h, struct sconn *c, struct s
 void hub_unregister(struct hub *h, struct sconn *c);
 /* The device's connection with a new reference (caller unrefs), or NULL. */
 struct sconn *hub_lookup(struct hub *h, const char *device_id);
+/* The user's registered connections, each with a new reference: *out is a malloc'd
+ * array of *n pointers (NULL when *n is 0); the caller unrefs each and frees the array.
+ * PARLEY_ERR_NOMEM. */
+PARLEY_WUR enum parley_err hub_user_connections(struct hub *h, const char *user_id,
+                                                struct sconn ***out, size_t *n);
 /* Connected devices (for metrics and tests). */
 size_t hub_size(struct hub *h);
 

@@ -3,7 +3,7 @@
  *
  * A packed frame is an outmsg: the bytes plus what the owning loop must do with them
  * (a reply, an ack reply that opens the delivery window, a push of an envelope, or a
- * close order for a replaced connection). Outmsgs are made on any thread (the writer,
+ * close order for a replaced or revoked connection). Outmsgs are made on any thread (the writer,
  * the thread pool, a loop) and handed to the connection's loop with stream_post
  * (stream_int.h), which owns them from then on.
  *
@@ -23,7 +23,8 @@ struct store_envelope;
 enum out_kind {
     OUT_REPLY = 0, /* answer to a request: send as is */
     OUT_PUSH,      /* Envelope push with env_id: goes through delivery (dedup, window) */
-    OUT_CLOSE,     /* no bytes: close the connection, it was replaced */
+    OUT_CLOSE,     /* no bytes: close the connection, it was replaced (4000) */
+    OUT_REVOKE,    /* no bytes: close the connection, its session ended (4001) */
 };
 
 struct outmsg {

@@ -9,6 +9,12 @@
  * after STREAM_BAD_FRAMES_MAX of them the connection is closed with 1002. Nothing a
  * client sends can stop the server serving the others.
  *
+ * Ending a session ends its stream (P27, P5): the handlers that revoke a device, log out
+ * or delete an account call stream_disconnect_device/_user once the store committed,
+ * and each connection also looks its session up again every STREAM_REVALIDATE_MS on
+ * the thread pool, which catches what another process (parleyd admin) deleted and
+ * sessions that expired. Either way the connection is closed with 4001 "revoked".
+ *
  * Logs name devices only by log_pseudonym and never carry message content (P24).
  */
 #include "stream.h"
@@ -45,6 +51,16 @@ void sconn_unref(struct sconn *c)
         free(c);
 }
 
+/* Loop thread, c->ws set: the session behind c ended; why is "request" (a handler
+ * called stream_disconnect_*) or "session_check" (the periodic lookup found it gone). */
+static void close_revoked(struct sconn *c, const char *why)
+{
+    char pseudo[17];
+    log_pseudonym(c->device_id, pseudo);
+    log_event(LOG_INFO, "stream_revoked", "device", pseudo, "by", why, NULL);
+    ws_close(c->ws, 4001, "revoked");
+}
+
 static void on_post(void *arg)
 {
     struct outmsg *m = arg;
@@ -61,6 +77,9 @@ static void on_post(void *arg)
             break;
         case OUT_CLOSE:
             ws_close(c->ws, 4000, "replaced by a newer connection of this device");
+            break;
+        case OUT_REVOKE:
+            close_revoked(c, "request");
             break;
         }
     }
@@ -236,6 +255,12 @@ static void on_message(struct ws_conn *ws, bool binary, const uint8_t *data, siz
     frame_release(&r);
 }
 
+/* The re-validation timer of a closed connection is gone: drop its reference. */
+static void on_reval_closed(uv_handle_t *h)
+{
+    sconn_unref(h->data);
+}
+
 static void on_close(struct ws_conn *ws, uint16_t code, void *user)
 {
     (void)ws;
@@ -245,6 +270,8 @@ static void on_close(struct ws_conn *ws, uint16_t code, void *user)
     snprintf(cs, sizeof cs, "%u", (unsigned)code);
     log_event(LOG_DEBUG, "stream_closed", "device", pseudo, "code", cs, NULL);
     c->ws = NULL;
+    uv_timer_stop(&c->reval);
+    uv_close((uv_handle_t *)&c->reval, on_reval_closed);
     deliver_closed(c);
     hub_unregister(c->st->hub, c);
     sconn_unref(c); /* the WebSocket's reference */
@@ -252,12 +279,111 @@ static void on_close(struct ws_conn *ws, uint16_t code, void *user)
 
 static const struct ws_callbacks ws_cbs = {on_message, on_close};
 
+/* ------------------------------------------------------------ revocation */
+
+struct reval_job {
+    uv_work_t w;
+    struct sconn *c; /* a reference */
+    int64_t now;
+    enum parley_err err;
+};
+
+static void reval_work(uv_work_t *w)
+{
+    struct reval_job *j = w->data;
+    struct store_session sess;
+    j->err = store_session_lookup(j->c->st->app->store, j->c->token_hash, j->now, &sess);
+    if (j->err == PARLEY_OK && strcmp(sess.device_id, j->c->device_id) != 0)
+        j->err = PARLEY_ERR_NOTFOUND; /* cannot happen: a session has one device */
+    sodium_memzero(&sess, sizeof sess);
+}
+
+static void reval_done(uv_work_t *w, int status)
+{
+    struct reval_job *j = w->data;
+    struct sconn *c = j->c;
+    c->reval_busy = false;
+    /* A store failure is not a revocation: try again at the next tick. */
+    if (status == 0 && c->ws && j->err == PARLEY_ERR_NOTFOUND)
+        close_revoked(c, "session_check");
+    sconn_unref(c);
+    free(j);
+}
+
+static void on_reval(uv_timer_t *t)
+{
+    struct sconn *c = t->data;
+    if (!c->ws || c->reval_busy)
+        return;
+    struct reval_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return; /* next tick */
+    j->w.data = j;
+    j->now = clock_now_s();
+    sconn_ref(c);
+    j->c = c;
+    c->reval_busy = true;
+    if (uv_queue_work(http_loop_uv(c->loop), &j->w, reval_work, reval_done) != 0) {
+        c->reval_busy = false;
+        sconn_unref(c);
+        free(j);
+    }
+}
+
+/* Loop thread, right after the upgrade: start the re-validation timer (it takes a
+ * reference, dropped when on_close has closed the timer). */
+static void reval_start(struct sconn *c)
+{
+    (void)uv_timer_init(http_loop_uv(c->loop), &c->reval);
+    c->reval.data = c;
+    sconn_ref(c);
+    uint64_t first = 1 + randombytes_uniform(STREAM_REVALIDATE_MS);
+    (void)uv_timer_start(&c->reval, on_reval, first, STREAM_REVALIDATE_MS);
+}
+
+static size_t post_revoke(struct sconn *c)
+{
+    struct outmsg *m = calloc(1, sizeof *m);
+    if (!m)
+        return 0; /* the re-validation closes it within STREAM_REVALIDATE_MS */
+    m->kind = OUT_REVOKE;
+    stream_post(c, m);
+    return 1;
+}
+
+size_t stream_disconnect_device(struct stream *st, const char *device_id)
+{
+    if (!st || !device_id)
+        return 0;
+    struct sconn *c = hub_lookup(st->hub, device_id);
+    if (!c)
+        return 0;
+    size_t n = post_revoke(c);
+    sconn_unref(c);
+    return n;
+}
+
+size_t stream_disconnect_user(struct stream *st, const char *user_id)
+{
+    struct sconn **v = NULL;
+    size_t n = 0, done = 0;
+    if (!st || !user_id || hub_user_connections(st->hub, user_id, &v, &n) != PARLEY_OK)
+        return 0; /* out of memory: the re-validation closes them */
+    for (size_t i = 0; i < n; i++) {
+        done += post_revoke(v[i]);
+        sconn_unref(v[i]);
+    }
+    free(v);
+    return done;
+}
+
 /* ------------------------------------------------------------ the route */
 
 struct connect_job {
     struct app *app;
     char user_id[STORE_ID_LEN + 1];
     char device_id[STORE_ID_LEN + 1];
+    uint8_t token_hash[STORE_TOKEN_HASH_BYTES];
     enum parley_err err;
     struct store_user user;
 };
@@ -290,6 +416,7 @@ static void connect_done(struct http_request *req, void *arg)
     c->st = st;
     memcpy(c->user_id, j->user_id, sizeof c->user_id);
     memcpy(c->device_id, j->device_id, sizeof c->device_id);
+    memcpy(c->token_hash, j->token_hash, sizeof c->token_hash);
     snprintf(c->username, sizeof c->username, "%s", j->user.username);
     struct ws_conn *ws = NULL;
     if (http_upgrade_websocket(req, &ws_cbs, c, &ws) != PARLEY_OK) {
@@ -298,6 +425,7 @@ static void connect_done(struct http_request *req, void *arg)
     }
     c->ws = ws;
     c->loop = ws_loop(ws);
+    reval_start(c);
     struct sconn *old = NULL;
     if (hub_register(st->hub, c, &old) != PARLEY_OK) {
         ws_close(ws, 1011, "out of memory");
@@ -332,6 +460,7 @@ static void on_authed(struct http_request *req, struct app *app, const struct au
     j->app = app;
     memcpy(j->user_id, who->user_id, sizeof j->user_id);
     memcpy(j->device_id, who->device_id, sizeof j->device_id);
+    memcpy(j->token_hash, who->token_hash, sizeof j->token_hash);
     enum parley_err rc = http_request_work(req, connect_work, connect_done, j);
     if (rc) {
         free(j);

@@ -12,6 +12,8 @@
 #ifndef PARLEY_SERVER_STREAM_H
 #define PARLEY_SERVER_STREAM_H
 
+#include <stddef.h>
+
 #include "buf.h"
 #include "parley/err.h"
 
@@ -30,6 +32,15 @@ PARLEY_WUR enum parley_err stream_start(struct stream *st);
 /* Flush the writer (commit queued jobs) and stop it. After http_server_stop. */
 void stream_stop(struct stream *st);
 void stream_free(struct stream *st);
+/* Close, with WebSocket code 4001 "revoked", the stream of device_id, or every stream of
+ * user_id, connected to this server. Call once the store change that ended the
+ * session(s) has committed (revoke, logout, account deletion), so a reconnect is refused
+ * by auth. The close happens on each connection's own loop, right after this returns.
+ * Returns the number of connections told to close (0: none connected, or out of memory,
+ * in which case each connection's periodic session check, every STREAM_REVALIDATE_MS
+ * (stream_int.h), closes it). Any thread; st may be NULL. */
+size_t stream_disconnect_device(struct stream *st, const char *device_id);
+size_t stream_disconnect_user(struct stream *st, const char *user_id);
 /* Append the stream's Prometheus counters to out (any thread). ctx is the struct
  * stream; the shape fits metrics_set_extra (metrics.h). */
 PARLEY_WUR enum parley_err stream_metrics_render(void *ctx, struct buf *out);

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "pack.h"
 #include "store/store.h"
 
@@ -32,6 +34,10 @@ struct ws_conn;
 #define STREAM_WINDOW_BYTES (2u << 20) /* and their bytes (the output queue holds 4 MiB) */
 #define STREAM_PENDING_MAX 256 /* pushes held while a drain runs; beyond: refetch */
 #define STREAM_BAD_FRAMES_MAX 3 /* undecodable frames before close 1002 */
+/* Every connection looks its session up again this often (the first time after a random
+ * part of it, so connections spread out) and closes with 4001 when the session is gone:
+ * the bound for a revocation or deletion made by another process (parleyd admin). */
+#define STREAM_REVALIDATE_MS 3000
 
 struct stream {
     struct app *app;
@@ -56,8 +62,11 @@ struct sconn {
     char user_id[STORE_ID_LEN + 1];
     char device_id[STORE_ID_LEN + 1];
     char username[STORE_USERNAME_MAX + 1];
+    uint8_t token_hash[STORE_TOKEN_HASH_BYTES]; /* of the session that opened it */
     /* loop thread only */
     struct ws_conn *ws;
+    uv_timer_t reval;   /* session re-validation; holds a reference until closed */
+    bool reval_busy;    /* a lookup is on the thread pool */
     bool draining;      /* delivering from the store rather than from pushes */
     bool fetching;      /* a fetch is on the thread pool */
     bool refetch;       /* pushes were dropped while draining: fetch again at the end */

@@ -890,7 +890,7 @@ static void test_batch_statuses_are_independent(void **state)
 }
 
 /* 1,000 sends in one call: one transaction (an injected failure in the last op undoes
- * all of them) and fast (one fsync, not a thousand; the bound only catches that). */
+ * all of them), ids increasing in commit order. */
 #define BIG 1000
 
 static void test_apply_1000_sends_one_commit(void **state)
@@ -921,13 +921,8 @@ static void test_apply_1000_sends_one_commit(void **state)
     raw_exec(f->path, "DROP TRIGGER inject");
     op[BIG - 1].u.send.created_at_ms = (int64_t)NOW * 1000;
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Speed is measured by `make bench`, never asserted here. */
     assert_int_equal(store_queue_apply(f->s, op, BIG, NOW), PARLEY_OK);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    printf("queue_apply: %d sends x 3 copies in %.1f ms\n", BIG, ms);
-    assert_true(ms < 5000.0);
     uint64_t last = 0;
     for (int i = 0; i < BIG; i++) {
         assert_int_equal(op[i].u.send.status, STORE_SEND_OK);
