@@ -29,6 +29,7 @@ enum {
     OPT_LIMIT,
     OPT_NO_ACK,
     OPT_ACCEPT,
+    OPT_STDIN,
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -156,6 +157,51 @@ static void print_event(const struct parley_event *ev, bool all)
     fflush(stdout);
 }
 
+/* send --stdin: one message per line of standard input (empty lines are skipped). A
+ * line that cannot be sent is reported (stderr; with --json also a {"type":"failed"}
+ * object) and the next line is tried. Returns the exit code of the last failure. */
+static int send_lines(struct parley_messenger *m, struct parley_client *c, const char *to,
+                      uint32_t expire)
+{
+    char line[PARLEY_MESSAGE_MAX_TEXT + 2];
+    int code = CLI_OK;
+    json_int_t n = 0;
+    while (!stop_flag && fgets(line, sizeof line, stdin)) {
+        n++;
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\n') {
+            line[--len] = 0;
+        } else if (!feof(stdin)) {
+            int ch;
+            while ((ch = getchar()) != EOF && ch != '\n')
+                ;
+            fprintf(stderr, "parley: line %lld longer than %u bytes, not sent\n", (long long)n,
+                    PARLEY_MESSAGE_MAX_TEXT);
+            out_json(json_pack("{s:s, s:I, s:s}", "type", "failed", "line", n, "error",
+                               "line too long"));
+            code = CLI_USAGE;
+            continue;
+        }
+        if (len && line[len - 1] == '\r')
+            line[--len] = 0;
+        if (!len)
+            continue;
+        char id[PARLEY_MESSAGE_ID_HEX_BYTES];
+        enum parley_err rc = parley_messenger_send_text(m, to, line, expire, id);
+        if (rc) {
+            code = cli_fail(c, rc);
+            out_json(json_pack("{s:s, s:I, s:s}", "type", "failed", "line", n, "error",
+                               parley_strerror(rc)));
+        } else {
+            out_msg("Sent line %lld to %s (message %s).", (long long)n, to, id);
+            out_json(json_pack("{s:s, s:I, s:s, s:s}", "type", "sent", "line", n, "id", id, "to",
+                               to));
+        }
+        fflush(stdout);
+    }
+    return code;
+}
+
 int cmd_send(struct cli_ctx *ctx, int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("send");
@@ -163,9 +209,11 @@ int cmd_send(struct cli_ctx *ctx, int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {"json", no_argument, NULL, OPT_JSON},
         {"expire", required_argument, NULL, OPT_EXPIRE},
+        {"stdin", no_argument, NULL, OPT_STDIN},
         {NULL, 0, NULL, 0},
     };
     uint32_t expire = 0;
+    bool from_stdin = false;
     int ch;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -179,17 +227,27 @@ int cmd_send(struct cli_ctx *ctx, int argc, char **argv)
             if (!parse_u32(optarg, 365u * 86400u, &expire))
                 return cli_usage_error(cmd, "--expire wants seconds (0..31536000)");
             break;
+        case OPT_STDIN: from_stdin = true; break;
         default: return bad_opt(cmd, argv);
         }
     }
-    if (argc - optind != 2)
+    if (from_stdin && argc - optind != 1)
+        return cli_usage_error(cmd, "with --stdin, want USERNAME only");
+    if (!from_stdin && argc - optind != 2)
         return cli_usage_error(cmd, "want USERNAME and TEXT");
-    const char *to = argv[optind], *text = argv[optind + 1];
+    const char *to = argv[optind], *text = from_stdin ? NULL : argv[optind + 1];
     int code = CLI_OK;
     struct parley_client *c = NULL;
     struct parley_messenger *m = open_messenger(ctx, false, &c, &code);
     if (!m)
         return code;
+    if (from_stdin) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        code = send_lines(m, c, to, expire);
+        close_messenger(m, c);
+        return code;
+    }
     char id[PARLEY_MESSAGE_ID_HEX_BYTES];
     enum parley_err rc = parley_messenger_send_text(m, to, text, expire, id);
     if (rc) {

@@ -4,6 +4,8 @@ sender's own), exactly-once after a redelivery, safety numbers, and what is on d
 the local store holds no plaintext (P7) and the server never sees the text (P10)."""
 import json
 import os
+import select
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -308,6 +310,113 @@ def test_passphrase_protected_store():
             os.environ["PARLEY_PASSPHRASE"] = env_before
 
 
+def local_rows(h):
+    """Rows of the local history table (sealed records; only counts are readable)."""
+    db = sqlite3.connect(os.path.join(h, "local.db"))
+    try:
+        return db.execute("SELECT count(*) FROM msgs").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_P10_timer_deletes_opened_message():
+    """P10: a disappearing-message timer runs on the clients: once the message was opened
+    (received) and its timer ran out, the history entry is gone from the local store
+    too, not merely hidden; the sender's copy goes the same way."""
+    alice, ha = user("alice")
+    bob, hb = user("bob")
+    send(ha, bob, "kept")
+    mid = json.loads(cli(S, ha, "--json", "send", "--expire", "2", bob,
+                         "this disappears").stdout)["id"]
+    got = recv(hb)
+    assert [(m["text"], m["expire_after"]) for m in got] == [("kept", 0),
+                                                             ("this disappears", 2)], got
+    hist = json.loads(cli(S, hb, "--json", "history", alice).stdout)["messages"]
+    assert [x["text"] for x in hist] == ["kept", "this disappears"], hist
+    rows_b, rows_a = local_rows(hb), local_rows(ha)
+    time.sleep(2.5)
+    for h, peer, rows in ((hb, alice, rows_b), (ha, bob, rows_a)):
+        hist = json.loads(cli(S, h, "--json", "history", peer).stdout)["messages"]
+        assert [x["text"] for x in hist] == ["kept"], hist
+        assert mid not in [x["id"] for x in hist]
+        assert local_rows(h) == rows - 1, (local_rows(h), rows)  # deleted, not hidden
+    cli(S, hb, "history", alice)  # reading again changes nothing
+    assert local_rows(hb) == rows_b - 1
+
+
+def test_P10_read_receipts_never_visible_to_server():
+    """P10: read state is end-to-end. Bob's read receipt waits in Alice's queue as an
+    envelope the server cannot tell from a short text message (same kind, same padded
+    size, no read flag anywhere in its schema), yet Alice's client applies it."""
+    alice, ha = user("alice")
+    bob, hb = user("bob")
+    mid = send(ha, bob, "did you read this?")
+    recv(hb)                       # delivery receipt to Alice (queued: she is offline)
+    cli(S, hb, "read", alice)      # read receipt, queued too
+    send(hb, alice, "ok")          # and an ordinary short text
+    alice_id = json.loads(cli(S, ha, "--json", "whoami").stdout)["user_id"]
+    db = S.db()
+    try:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
+        rows = db.execute("SELECT * FROM envelopes WHERE user_id = ?", (alice_id,)).fetchall()
+    finally:
+        db.close()
+    assert len(rows) == 3, rows
+    for c in cols:  # no column that could carry read state
+        assert not any(w in c.lower() for w in ("read", "receipt", "seen", "status")), cols
+    shapes = set()
+    for r in rows:
+        rec = dict(zip(cols, r))
+        shapes.add((rec["kind"], rec["sender_user"], rec["sender_device"], rec["group_id"],
+                    rec["peer_user"], rec["peer_devices"], len(rec["body"]),
+                    len(rec["client_msg_id"])))
+    assert len(shapes) == 1, shapes  # receipt, receipt and text look alike to the server
+    recv(ha)
+    hist = json.loads(cli(S, ha, "--json", "history", bob).stdout)["messages"]
+    assert hist[0]["id"] == mid and hist[0]["status"] == "read", hist[0]
+
+
+def test_P9_expired_notice_reaches_sender():
+    """P9: a message not delivered within the queue TTL is deleted and the sender's
+    client is told: `recv` prints the notice on stderr, `listen --json` as an object,
+    and the history entry's status becomes "expired". The recipient never gets it."""
+    with Server("--queue-ttl", "2s", "--purge-interval", "1s",
+                "--rl-register-ip-per-hour", "100000", "--rl-login-ip-per-min", "100000",
+                "--rl-login-account-per-min", "100000") as srv:
+        global S
+        saved, S = S, srv
+        try:
+            alice, ha = user("alice")
+            bob, hb = user("bob")
+            mid = send(ha, bob, "you will never see this")
+            # The notice is queued for Alice with the same short TTL: poll for it.
+            want = f"message {mid[:8]} to {bob} expired undelivered (1 device(s))".encode()
+            deadline, err = time.time() + 15, b""
+            while time.time() < deadline and want not in err:
+                time.sleep(0.5)
+                err = cli(S, ha, "recv", "--timeout", "20").stderr
+            assert want in err, err
+            hist = json.loads(cli(S, ha, "--json", "history", bob).stdout)["messages"]
+            assert [(x["id"], x["status"]) for x in hist] == [(mid, "expired")], hist
+            assert recv(hb) == []
+            # With the sender online (listen --json), the notice arrives as an object.
+            cmd = [PARLEY, "--server", f"http://127.0.0.1:{S.port}", "--home", ha, "--json",
+                   "listen"]
+            lst = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                mid2 = send(ha, bob, "nor this")
+                ready, _, _ = select.select([lst.stdout], [], [], 15)
+                assert ready, "no expiry notice within 15 s"
+                doc = json.loads(lst.stdout.readline())
+            finally:
+                lst.terminate()
+                lst.communicate(timeout=20)
+            assert doc == {"type": "expired", "id": mid2, "to": bob, "devices": 1}, doc
+            assert recv(hb) == []
+        finally:
+            S = saved
+
+
 if __name__ == "__main__":
     # Many accounts, logins and key fetches from one IP: lift those limits (they have
     # their own tests in test_accounts / test_keys_groups).
@@ -319,5 +428,7 @@ if __name__ == "__main__":
                       test_chat_over_a_pipe, test_listen_and_send_on_one_device,
                       test_prekeys_topped_up_when_low, test_errors, test_P7_local_store_has_no_plaintext,
                       test_P10_server_never_sees_text, test_group_sender_keys,
-                      test_passphrase_protected_store])
+                      test_passphrase_protected_store, test_P10_timer_deletes_opened_message,
+                      test_P10_read_receipts_never_visible_to_server,
+                      test_P9_expired_notice_reaches_sender])
     sys.exit(status)
