@@ -207,13 +207,7 @@ static enum parley_err sq_user_create(struct store *s, const struct store_user *
     err = stmt(c, ST_USER_INSERT, &st);
     if (err)
         goto out;
-    int rc = profile_bind(st, u, ks ? key : NULL);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "user_create");
-        goto out;
-    }
-    err = sq_step_done(c, st, "user_create");
+    err = sq_exec(c, st, profile_bind(st, u, ks ? key : NULL), "user_create");
 out:
     sq_conn_put(sq(s), c);
     if (err && made_key)
@@ -230,16 +224,10 @@ static enum parley_err user_get(struct sq_conn *c, struct keystore *ks, enum sq_
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, key);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        err = profile_read(st, out, ks);
-    } else if (rc == SQLITE_DONE) {
-        err = PARLEY_ERR_NOTFOUND;
-    } else {
-        err = sq_err(c, rc, "user_get");
-    }
+    bool found = false;
+    err = sq_step_row(c, st, sq_bind_text(st, 1, key), &found, "user_get");
+    if (!err)
+        err = found ? profile_read(st, out, ks) : PARLEY_ERR_NOTFOUND;
     sq_stmt_done(st);
     return err;
 }
@@ -294,21 +282,11 @@ static enum parley_err sq_user_update_profile(struct store *s, const char *id,
     err = stmt(c, ST_USER_UPDATE, &st);
     if (err)
         goto out;
-    int rc = profile_bind(st, &u, ks ? key : NULL);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "user_update");
-        goto out;
-    }
-    err = sq_step_done(c, st, "user_update");
-    if (err)
-        goto out;
-    err = sq_commit(c);
+    err = sq_exec(c, st, profile_bind(st, &u, ks ? key : NULL), "user_update");
+out:
+    err = sq_end(c, err);
     if (err == PARLEY_OK && out)
         *out = u;
-out:
-    if (err)
-        sq_rollback(c);
     sodium_memzero(&u, sizeof u); /* keep personal data (and the hash) short-lived */
     sodium_memzero(key, sizeof key);
     sq_conn_put(sq(s), c);
@@ -327,11 +305,7 @@ static enum parley_err exec_user_now(struct sq_conn *c, enum sq_stmt_id id, cons
     int rc = sq_bind_text(st, 1, user_id);
     if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2)
         rc = sqlite3_bind_int64(st, 2, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, what);
-    }
-    return sq_step_done(c, st, what);
+    return sq_exec(c, st, rc, what);
 }
 
 static enum parley_err sq_session_create(struct store *s, const struct store_session_new *in,
@@ -340,6 +314,8 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     char dev[STORE_ID_LEN + 1];
+    bool found = false;
+    int64_t n = 0;
     int rc;
     enum parley_err err = sq_begin(c);
     if (err)
@@ -349,18 +325,11 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     err = stmt(c, ST_USER_EXISTS, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, in->user_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sq_stmt_done(st);
-    if (rc == SQLITE_DONE) {
+    err = sq_query_int(c, st, sq_bind_text(st, 1, in->user_id), &found, NULL, "session_create");
+    if (!err && !found)
         err = PARLEY_ERR_NOTFOUND;
+    if (err)
         goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        err = sq_err(c, rc, "session_create");
-        goto out;
-    }
 
     /* Expired logins do not count against the limit: sweep them first. */
     err = exec_user_now(c, ST_SESS_DEL_EXPIRED_USER, in->user_id, in->now, "session_sweep");
@@ -373,16 +342,9 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
     err = stmt(c, ST_DEV_COUNT, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, in->user_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "device_count");
+    err = sq_query_int(c, st, sq_bind_text(st, 1, in->user_id), NULL, &n, "device_count");
+    if (err)
         goto out;
-    }
-    int64_t n = sqlite3_column_int64(st, 0);
-    sq_stmt_done(st);
     if (n >= (int64_t)in->max_devices) {
         err = PARLEY_ERR_LIMIT;
         goto out;
@@ -399,12 +361,7 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
         rc = sq_bind_text(st, 3, in->device_name ? in->device_name : "");
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, in->now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "device_insert");
-        goto out;
-    }
-    err = sq_step_done(c, st, "device_insert");
+    err = sq_exec(c, st, rc, "device_insert");
     if (err)
         goto out;
 
@@ -420,21 +377,12 @@ static enum parley_err sq_session_create(struct store *s, const struct store_ses
         rc = sqlite3_bind_int64(st, 4, in->now);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 5, in->expires_at);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "session_insert");
-        goto out;
-    }
-    err = sq_step_done(c, st, "session_insert");
-    if (err)
-        goto out;
-    err = sq_commit(c);
+    err = sq_exec(c, st, rc, "session_insert");
+out:
+    err = sq_end(c, err);
+    sq_conn_put(sq(s), c);
     if (err == PARLEY_OK)
         memcpy(device_id_out, dev, sizeof dev);
-out:
-    if (err)
-        sq_rollback(c);
-    sq_conn_put(sq(s), c);
     return err;
 }
 
@@ -445,6 +393,7 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
     sqlite3_stmt *st = NULL;
     struct store_session r;
     int64_t last_seen = 0;
+    bool found = false;
     memset(&r, 0, sizeof r);
     enum parley_err err = stmt(c, ST_SESS_LOOKUP, &st);
     if (err)
@@ -452,18 +401,15 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
     int rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, now);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    err = sq_step_row(c, st, rc, &found, "session_lookup");
+    if (!err && !found)
+        err = PARLEY_ERR_NOTFOUND;
+    if (!err) {
         if (!sq_col_text(st, 0, r.user_id, sizeof r.user_id) ||
             !sq_col_text(st, 1, r.device_id, sizeof r.device_id))
             err = PARLEY_ERR_STORE;
         r.expires_at = sqlite3_column_int64(st, 2);
         last_seen = sqlite3_column_int64(st, 3);
-    } else if (rc == SQLITE_DONE) {
-        err = PARLEY_ERR_NOTFOUND;
-    } else {
-        err = sq_err(c, rc, "session_lookup");
     }
     sq_stmt_done(st);
     if (err)
@@ -478,12 +424,7 @@ static enum parley_err sq_session_lookup(struct store *s, const uint8_t *token_h
             rc = sqlite3_bind_int64(st, 2, now);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 3, now - TOUCH_INTERVAL_S);
-        if (rc != SQLITE_OK) {
-            sq_stmt_done(st);
-            err = sq_err(c, rc, "device_touch");
-            goto out;
-        }
-        err = sq_step_done(c, st, "device_touch");
+        err = sq_exec(c, st, rc, "device_touch");
         if (err)
             goto out;
     }
@@ -498,24 +439,19 @@ static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_h
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     char dev[STORE_ID_LEN + 1];
-    int rc;
+    bool found = false;
     enum parley_err err = sq_begin(c);
     if (err)
         goto out;
     err = stmt(c, ST_SESS_DEVICE, &st);
     if (err)
         goto out;
-    rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (!sq_col_text(st, 0, dev, sizeof dev))
-            err = PARLEY_ERR_STORE;
-    } else if (rc == SQLITE_DONE) {
+    int rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+    err = sq_step_row(c, st, rc, &found, "session_delete");
+    if (!err && !found)
         err = PARLEY_ERR_NOTFOUND;
-    } else {
-        err = sq_err(c, rc, "session_delete");
-    }
+    if (!err && !sq_col_text(st, 0, dev, sizeof dev))
+        err = PARLEY_ERR_STORE;
     sq_stmt_done(st);
     if (err)
         goto out;
@@ -524,31 +460,16 @@ static enum parley_err sq_session_delete(struct store *s, const uint8_t *token_h
     if (err)
         goto out;
     rc = sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "session_delete");
-        goto out;
-    }
-    err = sq_step_done(c, st, "session_delete");
+    err = sq_exec(c, st, rc, "session_delete");
     if (err)
         goto out;
 
     err = stmt(c, ST_DEV_DEL_IF_EMPTY, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, dev);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "device_delete");
-        goto out;
-    }
-    err = sq_step_done(c, st, "device_delete");
-    if (err)
-        goto out;
-    err = sq_commit(c);
+    err = sq_exec(c, st, sq_bind_text(st, 1, dev), "device_delete");
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -564,13 +485,7 @@ static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, si
     err = stmt(c, ST_SESS_PURGE, &st);
     if (err)
         goto out;
-    int rc = sqlite3_bind_int64(st, 1, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "session_purge");
-        goto out;
-    }
-    err = sq_step_done(c, st, "session_purge");
+    err = sq_exec(c, st, sqlite3_bind_int64(st, 1, now), "session_purge");
     if (err)
         goto out;
     n = (size_t)sqlite3_changes(c->db);
@@ -578,70 +493,45 @@ static enum parley_err sq_session_purge_expired(struct store *s, int64_t now, si
     if (err)
         goto out;
     err = sq_step_done(c, st, "device_purge");
-    if (err)
-        goto out;
-    err = sq_commit(c);
-    if (err)
-        goto out;
+out:
+    err = sq_end(c, err);
     /* Deleted means gone from the files too: fold the WAL back and truncate it. A busy
      * reader only delays this to the next purge, so its result is not an error. */
-    if (n > 0)
+    if (!err && n > 0)
         (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    if (n_out)
-        *n_out = n;
-out:
-    if (err)
-        sq_rollback(c);
     sq_conn_put(sq(s), c);
+    if (!err && n_out)
+        *n_out = n;
     return err;
 }
 
 /* ---- devices ---- */
+
+/* Read a ST_DEV_LIST row into the zeroed device; an sq_read_fn. */
+static enum parley_err device_read(sqlite3_stmt *st, void *elem)
+{
+    struct store_device *d = elem;
+    if (!sq_col_text(st, 0, d->id, sizeof d->id) || !sq_col_text(st, 1, d->name, sizeof d->name))
+        return PARLEY_ERR_STORE;
+    d->created_at = sqlite3_column_int64(st, 2);
+    d->last_seen = sqlite3_column_int64(st, 3);
+    return PARLEY_OK;
+}
 
 static enum parley_err sq_device_list(struct store *s, const char *user_id,
                                       struct store_device **out, size_t *n_out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    struct store_device *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
+    void *v = NULL;
+    size_t n = 0;
     enum parley_err err = stmt(c, ST_DEV_LIST, &st);
-    if (err)
-        goto out;
-    rc = sq_bind_text(st, 1, user_id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct store_device *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        struct store_device *d = &v[n];
-        memset(d, 0, sizeof *d);
-        if (!sq_col_text(st, 0, d->id, sizeof d->id) ||
-            !sq_col_text(st, 1, d->name, sizeof d->name)) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        d->created_at = sqlite3_column_int64(st, 2);
-        d->last_seen = sqlite3_column_int64(st, 3);
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "device_list");
-    sq_stmt_done(st);
-out:
+    if (!err)
+        err = sq_collect(c, st, sq_bind_text(st, 1, user_id), sizeof **out, device_read,
+                         "device_list", &v, &n);
     sq_conn_put(sq(s), c);
-    if (err) {
-        free(v);
+    if (err)
         return err;
-    }
     *out = v;
     *n_out = n;
     return PARLEY_OK;
@@ -651,7 +541,6 @@ static enum parley_err sq_device_delete(struct store *s, const char *user_id, co
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    int rc;
     enum parley_err err = sq_begin(c);
     if (err)
         goto out;
@@ -661,26 +550,14 @@ static enum parley_err sq_device_delete(struct store *s, const char *user_id, co
         err = stmt(c, id, &st);
         if (err)
             goto out;
-        rc = sq_bind_text(st, 1, device_id);
-        if (rc == SQLITE_OK)
-            rc = sq_bind_text(st, 2, user_id);
-        if (rc != SQLITE_OK) {
-            sq_stmt_done(st);
-            err = sq_err(c, rc, "device_delete");
-            goto out;
-        }
-        err = sq_step_done(c, st, "device_delete");
+        err = sq_exec(c, st, sq_bind_text2(st, device_id, user_id), "device_delete");
         if (err)
             goto out;
     }
-    if (sqlite3_changes(c->db) == 0) {
+    if (sqlite3_changes(c->db) == 0)
         err = PARLEY_ERR_NOTFOUND;
-        goto out;
-    }
-    err = sq_commit(c);
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -928,13 +805,7 @@ static enum parley_err encrypt_legacy(struct sq_store *s, struct sq_conn *c)
         err = stmt(c, ST_USER_UPDATE, &st);
         if (err)
             break;
-        int brc = profile_bind(st, &u, key);
-        if (brc != SQLITE_OK) {
-            sq_stmt_done(st);
-            err = sq_err(c, brc, "encrypt_legacy");
-            break;
-        }
-        err = sq_step_done(c, st, "encrypt_legacy");
+        err = sq_exec(c, st, profile_bind(st, &u, key), "encrypt_legacy");
         n++;
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_OK)
@@ -942,12 +813,9 @@ static enum parley_err encrypt_legacy(struct sq_store *s, struct sq_conn *c)
     sqlite3_finalize(sel);
     sodium_memzero(&u, sizeof u);
     sodium_memzero(key, sizeof key);
-    if (!err)
-        err = sq_commit(c);
-    if (err) {
-        sq_rollback(c);
+    err = sq_end(c, err);
+    if (err)
         return err;
-    }
     if (n > 0) {
         char num[24];
         snprintf(num, sizeof num, "%zu", n);

@@ -1,6 +1,7 @@
 /*
  * sqlite_conn.c — the shared machinery of the SQLite backend (see sqlite_int.h): the
- * connection pool, error mapping, the per-connection statement cache, transactions and
+ * connection pool, error mapping, the per-connection statement cache, running a
+ * statement (no rows, one row, one integer, every row into an array), transactions and
  * savepoints, and the binding/reading helpers. No SQL about the schema lives here.
  */
 #include <stdlib.h>
@@ -88,6 +89,81 @@ enum parley_err sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *wh
     return PARLEY_OK;
 }
 
+/* ---- running a statement ---- */
+
+enum parley_err sq_exec(struct sq_conn *c, sqlite3_stmt *st, int rc, const char *what)
+{
+    if (rc != SQLITE_OK) {
+        sq_stmt_done(st);
+        return sq_err(c, rc, what);
+    }
+    return sq_step_done(c, st, what);
+}
+
+enum parley_err sq_step_row(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *row,
+                            const char *what)
+{
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    *row = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return PARLEY_OK;
+    return sq_err(c, rc, what);
+}
+
+enum parley_err sq_query_int(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *found, int64_t *v,
+                             const char *what)
+{
+    bool row = false;
+    enum parley_err err = sq_step_row(c, st, rc, &row, what);
+    if (!err && row && v)
+        *v = sqlite3_column_int64(st, 0);
+    sq_stmt_done(st);
+    if (err)
+        return err;
+    if (!found)
+        return row ? PARLEY_OK : sq_err(c, SQLITE_DONE, what);
+    *found = row;
+    return PARLEY_OK;
+}
+
+enum parley_err sq_collect(struct sq_conn *c, sqlite3_stmt *st, int rc, size_t elem_size,
+                           sq_read_fn read, const char *what, void **out, size_t *n_out)
+{
+    unsigned char *v = NULL;
+    size_t n = 0, cap = 0;
+    enum parley_err err = PARLEY_OK;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            unsigned char *nv = ncap > SIZE_MAX / elem_size ? NULL : realloc(v, ncap * elem_size);
+            if (!nv) {
+                err = PARLEY_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        void *e = v + n * elem_size;
+        memset(e, 0, elem_size);
+        err = read(st, e);
+        if (err)
+            break;
+        n++;
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sq_err(c, rc, what);
+    sq_stmt_done(st);
+    if (err) {
+        free(v);
+        return err;
+    }
+    *out = v;
+    *n_out = n;
+    return PARLEY_OK;
+}
+
 /* ---- transactions ---- */
 
 static const char *const tx_sql[ST__COUNT] = {
@@ -130,6 +206,15 @@ void sq_rollback(struct sq_conn *c)
         (void)!tx(c, ST_ROLLBACK, "rollback");
 }
 
+enum parley_err sq_end(struct sq_conn *c, enum parley_err err)
+{
+    if (!err)
+        err = sq_commit(c);
+    if (err)
+        sq_rollback(c);
+    return err;
+}
+
 enum parley_err sq_savepoint(struct sq_conn *c)
 {
     return tx(c, ST_SAVEPOINT, "savepoint");
@@ -154,6 +239,14 @@ enum parley_err sq_rollback_to(struct sq_conn *c)
 int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+int sq_bind_text2(sqlite3_stmt *st, const char *a, const char *b)
+{
+    int rc = sq_bind_text(st, 1, a);
+    if (rc == SQLITE_OK && b)
+        rc = sq_bind_text(st, 2, b);
+    return rc;
 }
 
 int sq_bind_opt_text(sqlite3_stmt *st, int i, const char *s)

@@ -123,22 +123,31 @@ static enum parley_err sweep_plan(struct sq_conn *c, struct sweep_item *items, s
     return err;
 }
 
-/* Run sql with ?1 = user_id (and ?2 = pseudonym when given). */
+/* Run sql with ?1 = user_id (and ?2 = pseudonym when given). These statements are
+ * built per call (the sweep's names come from the schema), so they are not cached. */
 static enum parley_err exec_user(struct sq_conn *c, const char *sql, const char *user_id,
                                  const char *pseudonym)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK && pseudonym)
-        rc = sqlite3_bind_text(st, 2, pseudonym, -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+        rc = sq_bind_text2(st, user_id, pseudonym);
+    enum parley_err err = sq_exec(c, st, rc, "user_delete");
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sq_err(c, rc, "user_delete");
-    return PARLEY_OK;
+    return err;
+}
+
+/* *found: does the account user_id have a users row? */
+static enum parley_err user_exists(struct sq_conn *c, const char *user_id, bool *found,
+                                   const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM users WHERE id = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, 1, user_id);
+    enum parley_err err = sq_query_int(c, st, rc, found, NULL, what);
+    sqlite3_finalize(st);
+    return err;
 }
 
 /* The tables we know, in an order that needs no cascade (though the cascades exist). */
@@ -161,26 +170,17 @@ enum parley_err sq_user_delete(struct store *base, const char *user_id)
     struct sq_store *s = sq(base);
     struct sq_conn *c = sq_conn_get(s);
     struct sweep_item *items = calloc(MAX_SWEEP, sizeof *items);
-    sqlite3_stmt *st = NULL;
     char sql[256], pseudonym[48];
     size_t n = 0;
+    bool found = false;
     enum parley_err err = items ? sq_begin(c) : PARLEY_ERR_NOMEM;
     if (err)
         goto out;
-    int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM users WHERE id = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE) {
+    err = user_exists(c, user_id, &found, "user_delete");
+    if (!err && !found)
         err = PARLEY_ERR_NOTFOUND;
+    if (err)
         goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        err = sq_err(c, rc, "user_delete");
-        goto out;
-    }
     for (size_t i = 0; i < sizeof ERASE_SQL / sizeof ERASE_SQL[0] && !err; i++)
         err = exec_user(c, ERASE_SQL[i], user_id, NULL);
     if (!err)
@@ -202,21 +202,18 @@ enum parley_err sq_user_delete(struct store *base, const char *user_id)
     }
     if (!err)
         err = exec_user(c, "DELETE FROM users WHERE id = ?1", user_id, NULL);
-    if (!err)
-        err = sq_commit(c);
-    if (err)
-        goto out;
-    /* Deleted means gone from the files too (secure_delete zeroes the freed cells). */
-    (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    if (s->ks) {
-        err = keystore_destroy(s->ks, user_id);
-        if (err) /* the rows are gone; the key is swept at the next open */
-            log_event(LOG_ERROR, "store_error", "op", "user_delete", "detail",
-                      "data key not destroyed; it will be at the next start", NULL);
-    }
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
+    if (!err) {
+        /* Deleted means gone from the files too (secure_delete zeroes the freed cells). */
+        (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (s->ks) {
+            err = keystore_destroy(s->ks, user_id);
+            if (err) /* the rows are gone; the key is swept at the next open */
+                log_event(LOG_ERROR, "store_error", "op", "user_delete", "detail",
+                          "data key not destroyed; it will be at the next start", NULL);
+        }
+    }
     sq_conn_put(s, c);
     free(items);
     return err;
@@ -282,14 +279,9 @@ enum parley_err sq_user_rows(struct store *base, const char *sql, const char *us
     }
     if (!err && rc != SQLITE_DONE)
         err = sq_err(c, rc, "user_rows");
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!err)
-        err = sq_commit(c);
 out:
-    sqlite3_finalize(st);
-    if (err)
-        sq_rollback(c);
+    sqlite3_finalize(st); /* before the commit: no statement left running */
+    err = sq_end(c, err);
     sq_conn_put(s, c);
     return err;
 }
@@ -303,14 +295,10 @@ struct sweep_ctx {
 static void sweep_one(void *p, const char *user_id)
 {
     struct sweep_ctx *x = p;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(x->c->db, "SELECT 1 FROM users WHERE id = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE && keystore_destroy(x->s->ks, user_id) == PARLEY_OK)
+    bool found = true;
+    /* On a database error the key stays (found remains true): the next open retries. */
+    if (user_exists(x->c, user_id, &found, "erasure_open") == PARLEY_OK && !found &&
+        keystore_destroy(x->s->ks, user_id) == PARLEY_OK)
         x->n++;
 }
 

@@ -46,14 +46,7 @@ static enum parley_err exec2(struct sq_conn *c, enum sq_stmt_id id, const char *
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, a);
-    if (rc == SQLITE_OK && b)
-        rc = sq_bind_text(st, 2, b);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, what);
-    }
-    err = sq_step_done(c, st, what);
+    err = sq_exec(c, st, sq_bind_text2(st, a, b), what);
     if (!err && changes)
         *changes = sqlite3_changes(c->db);
     return err;
@@ -67,16 +60,7 @@ static enum parley_err query_int(struct sq_conn *c, enum sq_stmt_id id, const ch
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, a);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW)
-        *v = sqlite3_column_int64(st, 0);
-    else if (rc != SQLITE_DONE)
-        err = sq_err(c, rc, what);
-    sq_stmt_done(st);
-    return err;
+    return sq_query_int(c, st, sq_bind_text(st, 1, a), found, v, what);
 }
 
 static enum parley_err touch(struct sq_conn *c, const char *group_id, int64_t now)
@@ -88,11 +72,7 @@ static enum parley_err touch(struct sq_conn *c, const char *group_id, int64_t no
     int rc = sq_bind_text(st, 1, group_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "group_touch");
-    }
-    return sq_step_done(c, st, "group_touch");
+    return sq_exec(c, st, rc, "group_touch");
 }
 
 static enum parley_err member_insert(struct sq_conn *c, const char *group_id,
@@ -109,12 +89,8 @@ static enum parley_err member_insert(struct sq_conn *c, const char *group_id,
         rc = sqlite3_bind_int(st, 3, m->admin ? 1 : 0);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, joined_at);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "group_member");
-    }
     /* A missing user is a foreign-key violation: NOTFOUND via sq_err. */
-    return sq_step_done(c, st, "group_member");
+    return sq_exec(c, st, rc, "group_member");
 }
 
 enum parley_err sq_group_create(struct store *s, const struct store_group *g,
@@ -135,12 +111,7 @@ enum parley_err sq_group_create(struct store *s, const struct store_group *g,
         rc = sqlite3_bind_int64(st, 3, g->created_at);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 4, g->updated_at);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "group_create");
-        goto out;
-    }
-    err = sq_step_done(c, st, "group_create");
+    err = sq_exec(c, st, rc, "group_create");
     if (err)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -150,67 +121,47 @@ enum parley_err sq_group_create(struct store *s, const struct store_group *g,
         if (err)
             goto out;
     }
-    err = sq_commit(c);
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
 
-static bool group_read(sqlite3_stmt *st, struct store_group *g)
+/* Read a group row (id, name, created_at, updated_at) into the zeroed g; an sq_read_fn. */
+static enum parley_err group_read(sqlite3_stmt *st, void *elem)
 {
-    memset(g, 0, sizeof *g);
+    struct store_group *g = elem;
     bool ok =
         sq_col_text(st, 0, g->id, sizeof g->id) && sq_col_text(st, 1, g->name, sizeof g->name);
     g->created_at = sqlite3_column_int64(st, 2);
     g->updated_at = sqlite3_column_int64(st, 3);
-    return ok;
+    return ok ? PARLEY_OK : PARLEY_ERR_STORE;
+}
+
+/* Read a ST_GRP_MEMBERS row into the zeroed member; an sq_read_fn. */
+static enum parley_err member_read(sqlite3_stmt *st, void *elem)
+{
+    struct store_group_member *m = elem;
+    if (!sq_col_text(st, 0, m->user_id, sizeof m->user_id) ||
+        !sq_col_text(st, 1, m->username, sizeof m->username))
+        return PARLEY_ERR_STORE;
+    m->admin = sqlite3_column_int(st, 2) != 0;
+    m->joined_at = sqlite3_column_int64(st, 3);
+    return PARLEY_OK;
 }
 
 static enum parley_err members_read(struct sq_conn *c, const char *group_id,
                                     struct store_group_member **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    struct store_group_member *v = NULL;
-    size_t n = 0, cap = 0;
+    void *v = NULL;
     enum parley_err err = stmt(c, ST_GRP_MEMBERS, &st);
-    if (err)
-        return err;
-    int rc = sq_bind_text(st, 1, group_id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct store_group_member *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        struct store_group_member *m = &v[n];
-        memset(m, 0, sizeof *m);
-        if (!sq_col_text(st, 0, m->user_id, sizeof m->user_id) ||
-            !sq_col_text(st, 1, m->username, sizeof m->username)) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        m->admin = sqlite3_column_int(st, 2) != 0;
-        m->joined_at = sqlite3_column_int64(st, 3);
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "group_members");
-    sq_stmt_done(st);
-    if (err) {
-        free(v);
-        return err;
-    }
-    *out = v;
-    *n_out = n;
-    return PARLEY_OK;
+    if (!err)
+        err = sq_collect(c, st, sq_bind_text(st, 1, group_id), sizeof **out, member_read,
+                         "group_members", &v, n_out);
+    if (!err)
+        *out = v;
+    return err;
 }
 
 enum parley_err sq_group_get(struct store *s, const char *group_id, struct store_group *out,
@@ -223,32 +174,23 @@ enum parley_err sq_group_get(struct store *s, const char *group_id, struct store
     size_t nm = 0;
     memset(&g, 0, sizeof g);
     /* One read transaction: the group and its members from the same snapshot. */
+    bool found = false;
     enum parley_err err = sq_begin_read(c);
     if (err)
         goto out;
     err = stmt(c, ST_GRP_GET, &st);
     if (err)
         goto out;
-    int rc = sq_bind_text(st, 1, group_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        err = group_read(st, &g) ? PARLEY_OK : PARLEY_ERR_STORE;
-    else if (rc == SQLITE_DONE)
-        err = PARLEY_ERR_NOTFOUND;
-    else
-        err = sq_err(c, rc, "group_get");
+    err = sq_step_row(c, st, sq_bind_text(st, 1, group_id), &found, "group_get");
+    if (!err)
+        err = found ? group_read(st, &g) : PARLEY_ERR_NOTFOUND;
     sq_stmt_done(st);
     if (err)
         goto out;
-    if (members) {
+    if (members)
         err = members_read(c, group_id, &m, &nm);
-        if (err)
-            goto out;
-    }
-    err = sq_commit(c);
 out:
-    sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     if (err) {
         free(m);
@@ -268,39 +210,15 @@ enum parley_err sq_group_list(struct store *s, const char *user_id, struct store
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    struct store_group *v = NULL;
-    size_t n = 0, cap = 0;
+    void *v = NULL;
+    size_t n = 0;
     enum parley_err err = stmt(c, ST_GRP_LIST, &st);
-    if (err)
-        goto out;
-    int rc = sq_bind_text(st, 1, user_id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct store_group *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (!group_read(st, &v[n])) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "group_list");
-    sq_stmt_done(st);
-out:
+    if (!err)
+        err = sq_collect(c, st, sq_bind_text(st, 1, user_id), sizeof **out, group_read,
+                         "group_list", &v, &n);
     sq_conn_put(sq(s), c);
-    if (err) {
-        free(v);
+    if (err)
         return err;
-    }
     *out = v;
     *n_out = n;
     return PARLEY_OK;
@@ -332,12 +250,7 @@ enum parley_err sq_group_member_set(struct store *s, const char *group_id,
         rc = sq_bind_text(st, 2, m->user_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 3, m->admin ? 1 : 0);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "group_member_set");
-        goto out;
-    }
-    err = sq_step_done(c, st, "group_member_set");
+    err = sq_exec(c, st, rc, "group_member_set");
     if (err)
         goto out;
     if (sqlite3_changes(c->db) == 0) {
@@ -353,12 +266,8 @@ enum parley_err sq_group_member_set(struct store *s, const char *group_id,
             goto out;
     }
     err = touch(c, group_id, now);
-    if (err)
-        goto out;
-    err = sq_commit(c);
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -380,12 +289,8 @@ enum parley_err sq_group_member_remove(struct store *s, const char *group_id, co
     }
     /* A no-op when that was the last member: the trigger deleted the group. */
     err = touch(c, group_id, now);
-    if (err)
-        goto out;
-    err = sq_commit(c);
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -403,12 +308,7 @@ enum parley_err sq_group_rename(struct store *s, const char *group_id, const cha
         rc = sq_bind_text(st, 2, name);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "group_rename");
-        goto out;
-    }
-    err = sq_step_done(c, st, "group_rename");
+    err = sq_exec(c, st, rc, "group_rename");
     if (!err && sqlite3_changes(c->db) == 0)
         err = PARLEY_ERR_NOTFOUND;
 out:

@@ -3,10 +3,16 @@
  * the connection pool, the per-connection cache of prepared statements, and the small
  * helpers every sqlite_*.c file shares. Nothing outside server/store/ includes it.
  *
- * Files: sqlite_conn.c (pool, statements, errors, binding), sqlite.c (accounts,
- * sessions, devices, open, migrate, the ops table), sqlite_keys.c, sqlite_groups.c,
- * sqlite_queue.c (the messaging ops of store_messaging.h). The sq_ prefix marks names
- * private to the backend.
+ * Files: sqlite_conn.c (pool, statements, errors, running a statement, transactions,
+ * binding), sqlite.c (accounts, sessions, devices, open, migrate, the ops table),
+ * sqlite_keys.c, sqlite_groups.c, sqlite_queue.c (the messaging ops of
+ * store_messaging.h), sqlite_privacy.c (store_privacy.h), sqlite_erasure.c (erasure and
+ * access). The sq_ prefix marks names private to the backend.
+ *
+ * Shapes every file uses instead of writing them again: sq_exec (bind, step a statement
+ * with no rows, reset), sq_step_row / sq_query_int (a lookup of at most one row),
+ * sq_collect (every row into a growing array, through a row reader), and
+ * `sq_begin ... out: err = sq_end(c, err)` for a transaction.
  *
  * Invariants: a struct sq_conn is used by one thread at a time (borrowed with
  * sq_conn_get, returned with sq_conn_put); a cached statement is always handed out
@@ -167,6 +173,35 @@ void sq_stmt_done(sqlite3_stmt *st);
 /* Step a statement that returns no rows (bindings already made), then reset it. */
 enum parley_err sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what);
 
+/* ---- running a statement ----
+ * These take rc, the result of the caller's bindings (`int rc = sq_bind_text(st, 1, a);
+ * if (rc == SQLITE_OK) rc = ...`): anything but SQLITE_OK is mapped with sq_err and the
+ * statement is not stepped. `what` names the operation in the log, as for sq_err. */
+
+/* Run a statement that returns no rows, then reset it. */
+enum parley_err sq_exec(struct sq_conn *c, sqlite3_stmt *st, int rc, const char *what);
+/* Step a query of at most one row; *row tells whether it returned one. st is NOT reset:
+ * the caller reads the columns, then calls sq_stmt_done. */
+enum parley_err sq_step_row(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *row,
+                            const char *what);
+/* A query of at most one row whose first column is an integer: *v gets it (v may be NULL:
+ * an existence test) and *found whether there was a row. found NULL means the query
+ * always returns a row (an aggregate: count, EXISTS), so none is a store error. Resets st. */
+enum parley_err sq_query_int(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *found, int64_t *v,
+                             const char *what);
+
+/* Read the current row of st into elem (elem_size bytes, zeroed before the call).
+ * PARLEY_OK, or an error (PARLEY_ERR_STORE for a corrupt row) that stops sq_collect. A
+ * failing reader leaves elem owning nothing. */
+typedef enum parley_err (*sq_read_fn)(sqlite3_stmt *st, void *elem);
+/* Step every row of st into a malloc'd array of elem_size elements grown by doubling,
+ * reading each with read; then reset st. On success *out (NULL when no row; the caller
+ * frees it with free()) and *n_out; on error neither is written and the array is freed.
+ * The elements must own no memory (free() releases everything). The query's own LIMIT
+ * (or a bounded table) is what keeps the array small. */
+enum parley_err sq_collect(struct sq_conn *c, sqlite3_stmt *st, int rc, size_t elem_size,
+                           sq_read_fn read, const char *what, void **out, size_t *n_out);
+
 /* ---- transactions ---- */
 
 enum parley_err sq_begin(struct sq_conn *c);      /* BEGIN IMMEDIATE: writers */
@@ -174,6 +209,10 @@ enum parley_err sq_begin_read(struct sq_conn *c); /* BEGIN (deferred): a consist
 enum parley_err sq_commit(struct sq_conn *c);
 /* Roll back if a transaction is open; never fails (errors are logged). */
 void sq_rollback(struct sq_conn *c);
+/* End a transaction begun with sq_begin/sq_begin_read: commit when err is PARLEY_OK,
+ * else (or when the commit fails) roll back. Returns err, or the commit's error. The
+ * usual shape: `err = sq_begin(c); if (err) goto out; ... out: err = sq_end(c, err);`. */
+enum parley_err sq_end(struct sq_conn *c, enum parley_err err);
 /* One savepoint level (named "op") inside a transaction: sq_savepoint, then either
  * sq_release (keep) or sq_rollback_to (undo and release). */
 enum parley_err sq_savepoint(struct sq_conn *c);
@@ -183,6 +222,8 @@ enum parley_err sq_rollback_to(struct sq_conn *c);
 /* ---- binding and reading ---- */
 
 int sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Bind ?1 = a and, when b is not NULL, ?2 = b (both text). */
+int sq_bind_text2(sqlite3_stmt *st, const char *a, const char *b);
 /* NULL when s is NULL or empty: optional fields are NULL in the database, "" in C. */
 int sq_bind_opt_text(sqlite3_stmt *st, int i, const char *s);
 /* Bind a size_t, saturated to INT64_MAX. */

@@ -50,14 +50,10 @@ static enum parley_err opk_count(struct sq_conn *c, const char *device_id, size_
     enum parley_err err = stmt(c, ST_KEY_OPK_COUNT, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, device_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *n_out = (size_t)sqlite3_column_int64(st, 0);
-    else
-        err = sq_err(c, rc, "keys_stock");
-    sq_stmt_done(st);
+    int64_t n = 0;
+    err = sq_query_int(c, st, sq_bind_text(st, 1, device_id), NULL, &n, "keys_stock");
+    if (!err)
+        *n_out = (size_t)n;
     return err;
 }
 
@@ -79,11 +75,7 @@ static enum parley_err put_spk(struct sq_conn *c, const struct store_keys_upload
         rc = sqlite3_bind_blob(st, i++, in->spk_sig, STORE_SIG_BYTES, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, i, in->now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "keys_put");
-    }
-    return sq_step_done(c, st, "keys_put");
+    return sq_exec(c, st, rc, "keys_put");
 }
 
 enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in, size_t *stock_out)
@@ -91,7 +83,7 @@ enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in,
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     size_t stock = 0;
-    bool have_keys = false;
+    bool found = false, have_keys = false;
     int rc;
     enum parley_err err = sq_begin(c);
     if (err)
@@ -100,37 +92,24 @@ enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in,
     err = stmt(c, ST_KEY_DEV_OF_USER, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, in->device_id);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 2, in->user_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    sq_stmt_done(st);
-    if (rc == SQLITE_DONE) {
+    err = sq_query_int(c, st, sq_bind_text2(st, in->device_id, in->user_id), &found, NULL,
+                       "keys_put");
+    if (!err && !found)
         err = PARLEY_ERR_NOTFOUND;
+    if (err)
         goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        err = sq_err(c, rc, "keys_put");
-        goto out;
-    }
 
     /* The identity key is fixed for the device's life. */
     err = stmt(c, ST_KEY_GET_IDENTITY, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, in->device_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    err = sq_step_row(c, st, sq_bind_text(st, 1, in->device_id), &have_keys, "keys_put");
+    if (!err && have_keys) {
         uint8_t ik[STORE_KEY_BYTES];
-        have_keys = true;
         if (!sq_col_blob(st, 0, ik, sizeof ik))
             err = PARLEY_ERR_STORE;
         else if (memcmp(ik, in->identity_key, sizeof ik) != 0)
             err = PARLEY_ERR_EXISTS;
-    } else if (rc != SQLITE_DONE) {
-        err = sq_err(c, rc, "keys_put");
     }
     sq_stmt_done(st);
     if (err)
@@ -154,12 +133,7 @@ enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in,
             rc = sqlite3_bind_int64(st, 2, in->onetime[i].id);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_blob(st, 3, in->onetime[i].pk, STORE_KEY_BYTES, SQLITE_TRANSIENT);
-        if (rc != SQLITE_OK) {
-            sq_stmt_done(st);
-            err = sq_err(c, rc, "keys_put");
-            goto out;
-        }
-        err = sq_step_done(c, st, "keys_put");
+        err = sq_exec(c, st, rc, "keys_put");
         if (err)
             goto out;
     }
@@ -172,27 +146,36 @@ enum parley_err sq_keys_put(struct store *s, const struct store_keys_upload *in,
         err = PARLEY_ERR_LIMIT;
         goto out;
     }
-    err = sq_commit(c);
+out:
+    err = sq_end(c, err);
+    sq_conn_put(sq(s), c);
     if (err == PARLEY_OK && stock_out)
         *stock_out = stock;
-out:
-    if (err)
-        sq_rollback(c);
-    sq_conn_put(sq(s), c);
     return err;
 }
 
-/* Read one bundle row (ST_KEY_BUNDLES_USER / ST_KEY_BUNDLE_DEVICE columns). */
-static bool bundle_read(sqlite3_stmt *st, struct store_bundle *b)
+/* Read one bundle row (ST_KEY_BUNDLES_USER / ST_KEY_BUNDLE_DEVICE columns); an
+ * sq_read_fn. */
+static enum parley_err bundle_read(sqlite3_stmt *st, void *elem)
 {
-    memset(b, 0, sizeof *b);
+    struct store_bundle *b = elem;
     bool ok = sq_col_text(st, 0, b->user_id, sizeof b->user_id) &&
               sq_col_text(st, 1, b->device_id, sizeof b->device_id) &&
               sq_col_blob(st, 2, b->identity_key, sizeof b->identity_key) &&
               sq_col_blob(st, 4, b->spk, sizeof b->spk) &&
               sq_col_blob(st, 5, b->spk_sig, sizeof b->spk_sig);
     b->spk_id = (uint32_t)sqlite3_column_int64(st, 3);
-    return ok;
+    return ok ? PARLEY_OK : PARLEY_ERR_STORE;
+}
+
+/* An sq_read_fn for (user_id, device_id) rows. */
+static enum parley_err user_device_read(sqlite3_stmt *st, void *elem)
+{
+    struct store_user_device *d = elem;
+    if (!sq_col_text(st, 0, d->user_id, sizeof d->user_id) ||
+        !sq_col_text(st, 1, d->device_id, sizeof d->device_id))
+        return PARLEY_ERR_STORE;
+    return PARLEY_OK;
 }
 
 /* Take b's device's lowest one-time prekey, if any, into b (c in a write transaction). */
@@ -202,16 +185,11 @@ static enum parley_err take_opk(struct sq_conn *c, struct store_bundle *b)
     enum parley_err err = stmt(c, ST_KEY_OPK_LOWEST, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, b->device_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        b->has_opk = true;
+    err = sq_step_row(c, st, sq_bind_text(st, 1, b->device_id), &b->has_opk, "keys_take");
+    if (!err && b->has_opk) {
         b->opk_id = (uint32_t)sqlite3_column_int64(st, 0);
         if (!sq_col_blob(st, 1, b->opk, sizeof b->opk))
             err = PARLEY_ERR_STORE;
-    } else if (rc != SQLITE_DONE) {
-        err = sq_err(c, rc, "keys_take");
     }
     sq_stmt_done(st);
     if (err || !b->has_opk)
@@ -220,14 +198,10 @@ static enum parley_err take_opk(struct sq_conn *c, struct store_bundle *b)
     err = stmt(c, ST_KEY_OPK_DELETE, &st);
     if (err)
         return err;
-    rc = sq_bind_text(st, 1, b->device_id);
+    int rc = sq_bind_text(st, 1, b->device_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, b->opk_id);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "keys_take");
-    }
-    err = sq_step_done(c, st, "keys_take");
+    err = sq_exec(c, st, rc, "keys_take");
     if (!err && sqlite3_changes(c->db) != 1)
         err = PARLEY_ERR_STORE; /* cannot happen under the write lock */
     return err;
@@ -239,9 +213,9 @@ enum parley_err sq_keys_take_bundles(struct store *s, const char *user_id, const
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
+    void *p = NULL;
     struct store_bundle *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
+    size_t n = 0;
     /* IMMEDIATE: take the write lock before reading, so no other taker can read the same
      * prekey between our read and our delete. */
     enum parley_err err = sq_begin(c);
@@ -250,32 +224,12 @@ enum parley_err sq_keys_take_bundles(struct store *s, const char *user_id, const
     err = stmt(c, device_id ? ST_KEY_BUNDLE_DEVICE : ST_KEY_BUNDLES_USER, &st);
     if (err)
         goto out;
-    rc = sq_bind_text(st, 1, user_id);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 2, device_id ? device_id : except_device ? except_device : "");
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            struct store_bundle *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (!bundle_read(st, &v[n])) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "keys_take");
-    sq_stmt_done(st);
+    const char *dev = device_id ? device_id : except_device ? except_device : "";
+    err = sq_collect(c, st, sq_bind_text2(st, user_id, dev), sizeof *v, bundle_read, "keys_take",
+                     &p, &n);
     if (err)
         goto out;
+    v = p;
     if (n == 0) {
         err = PARLEY_ERR_NOTFOUND;
         goto out;
@@ -285,10 +239,8 @@ enum parley_err sq_keys_take_bundles(struct store *s, const char *user_id, const
         if (err)
             goto out;
     }
-    err = sq_commit(c);
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     if (err) {
         free(v);
@@ -315,40 +267,15 @@ enum parley_err sq_keyed_devices(struct store *s, const char *user_id,
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    struct store_user_device *v = NULL;
-    size_t n = 0, cap = 0;
+    void *v = NULL;
+    size_t n = 0;
     enum parley_err err = stmt(c, ST_KEY_KEYED_DEVICES, &st);
-    if (err)
-        goto out;
-    int rc = sq_bind_text(st, 1, user_id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            struct store_user_device *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (!sq_col_text(st, 0, v[n].user_id, sizeof v[n].user_id) ||
-            !sq_col_text(st, 1, v[n].device_id, sizeof v[n].device_id)) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "keyed_devices");
-    sq_stmt_done(st);
-out:
+    if (!err)
+        err = sq_collect(c, st, sq_bind_text(st, 1, user_id), sizeof **out, user_device_read,
+                         "keyed_devices", &v, &n);
     sq_conn_put(sq(s), c);
-    if (err) {
-        free(v);
+    if (err)
         return err;
-    }
     *out = v;
     *n_out = n;
     return PARLEY_OK;

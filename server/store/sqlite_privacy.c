@@ -14,9 +14,12 @@
 #include "audit_chain.h"
 #include "sqlite_int.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_P_CONSENT_LIST] = "SELECT purpose, granted, policy_version, updated_at FROM consents "
-                          "WHERE user_id = ?1 ORDER BY purpose LIMIT 64",
+                          "WHERE user_id = ?1 ORDER BY purpose LIMIT " STR(STORE_CONSENTS_MAX),
     [ST_P_CONSENT_UPSERT] = "INSERT INTO consents (user_id, purpose, granted, policy_version, "
                             "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) "
                             "ON CONFLICT (user_id, purpose) DO UPDATE SET "
@@ -59,47 +62,33 @@ static enum parley_err stmt(struct sq_conn *c, enum sq_stmt_id id, sqlite3_stmt 
 
 /* ---- consents ---- */
 
+/* Read a ST_P_CONSENT_LIST row into the zeroed consent; an sq_read_fn. */
+static enum parley_err consent_read(sqlite3_stmt *st, void *elem)
+{
+    struct store_consent *e = elem;
+    if (!sq_col_text(st, 0, e->purpose, sizeof e->purpose) ||
+        !sq_col_text(st, 2, e->policy_version, sizeof e->policy_version))
+        return PARLEY_ERR_STORE;
+    e->granted = sqlite3_column_int(st, 1) != 0;
+    e->updated_at = sqlite3_column_int64(st, 3);
+    return PARLEY_OK;
+}
+
+/* At most STORE_CONSENTS_MAX rows: the query's LIMIT. */
 static enum parley_err consent_list(struct store *s, const char *user_id,
                                     struct store_consent **out, size_t *n_out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    struct store_consent *v = NULL;
+    void *v = NULL;
     size_t n = 0;
     enum parley_err err = stmt(c, ST_P_CONSENT_LIST, &st);
-    if (err)
-        goto out;
-    v = calloc(STORE_CONSENTS_MAX, sizeof *v);
-    if (!v) {
-        err = PARLEY_ERR_NOMEM;
-        goto out;
-    }
-    int rc = sq_bind_text(st, 1, user_id);
-    while (rc == SQLITE_OK && n < STORE_CONSENTS_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_consent *e = &v[n];
-        if (!sq_col_text(st, 0, e->purpose, sizeof e->purpose) ||
-            !sq_col_text(st, 2, e->policy_version, sizeof e->policy_version)) {
-            err = PARLEY_ERR_STORE;
-            goto out;
-        }
-        e->granted = sqlite3_column_int(st, 1) != 0;
-        e->updated_at = sqlite3_column_int64(st, 3);
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = sq_err(c, rc, "consent_list");
-out:
-    sq_stmt_done(st);
+    if (!err)
+        err = sq_collect(c, st, sq_bind_text(st, 1, user_id), sizeof **out, consent_read,
+                         "consent_list", &v, &n);
     sq_conn_put(sq(s), c);
-    if (err) {
-        free(v);
+    if (err)
         return err;
-    }
-    if (n == 0) {
-        free(v);
-        v = NULL;
-    }
     *out = v;
     *n_out = n;
     return PARLEY_OK;
@@ -122,11 +111,7 @@ static enum parley_err consent_row(struct sq_conn *c, enum sq_stmt_id id, const 
         rc = sqlite3_bind_text(st, 4, version, -1, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 5, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "consent_set");
-    }
-    return sq_step_done(c, st, "consent_set");
+    return sq_exec(c, st, rc, "consent_set");
 }
 
 static enum parley_err consent_set(struct store *s, const char *user_id, const char *purpose,
@@ -138,10 +123,7 @@ static enum parley_err consent_set(struct store *s, const char *user_id, const c
         err = consent_row(c, ST_P_CONSENT_UPSERT, user_id, purpose, granted, policy_version, now);
     if (!err)
         err = consent_row(c, ST_P_CONSENT_HIST, user_id, purpose, granted, policy_version, now);
-    if (!err)
-        err = sq_commit(c);
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -154,23 +136,8 @@ static enum parley_err select_row(struct store *s, enum sq_stmt_id id, const cha
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, id, &st);
-    if (!err) {
-        int rc = sq_bind_text(st, 1, a);
-        if (rc == SQLITE_OK && b)
-            rc = sq_bind_text(st, 2, b);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *found = true;
-            if (col0)
-                *col0 = sqlite3_column_int64(st, 0);
-        } else if (rc == SQLITE_DONE) {
-            *found = false;
-        } else {
-            err = sq_err(c, rc, what);
-        }
-    }
-    sq_stmt_done(st);
+    if (!err)
+        err = sq_query_int(c, st, sq_bind_text2(st, a, b), found, col0, what);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -199,12 +166,8 @@ static enum parley_err parental_record(struct store *s, const char *user_id,
             rc = sq_bind_text(st, 2, reference);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 3, now);
-        if (rc == SQLITE_OK)
-            err = sq_step_done(c, st, "parental_record");
-        else
-            err = sq_err(c, rc, "parental_record");
+        err = sq_exec(c, st, rc, "parental_record");
     }
-    sq_stmt_done(st);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -230,12 +193,8 @@ static enum parley_err policy_publish(struct store *s, const char *version, bool
             rc = sqlite3_bind_text(st, 3, text, (int)len, SQLITE_TRANSIENT);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 4, now);
-        if (rc == SQLITE_OK)
-            err = sq_step_done(c, st, "policy_publish");
-        else
-            err = sq_err(c, rc, "policy_publish");
+        err = sq_exec(c, st, rc, "policy_publish");
     }
-    sq_stmt_done(st);
     sq_conn_put(sq(s), c);
     return err;
 }
@@ -245,23 +204,20 @@ static enum parley_err policy_latest(struct store *s, bool material_only,
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
+    bool found = false;
     enum parley_err err = stmt(c, ST_P_POLICY_LATEST, &st);
+    if (!err)
+        err = sq_step_row(c, st, sqlite3_bind_int(st, 1, material_only ? 1 : 0), &found,
+                          "policy_latest");
+    if (!err && !found)
+        err = PARLEY_ERR_NOTFOUND;
     if (!err) {
-        int rc = sqlite3_bind_int(st, 1, material_only ? 1 : 0);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            memset(out, 0, sizeof *out);
-            out->seq = sqlite3_column_int64(st, 0);
-            if (!sq_col_text(st, 1, out->version, sizeof out->version))
-                err = PARLEY_ERR_STORE;
-            out->material = sqlite3_column_int(st, 2) != 0;
-            out->published_at = sqlite3_column_int64(st, 3);
-        } else if (rc == SQLITE_DONE) {
-            err = PARLEY_ERR_NOTFOUND;
-        } else {
-            err = sq_err(c, rc, "policy_latest");
-        }
+        memset(out, 0, sizeof *out);
+        out->seq = sqlite3_column_int64(st, 0);
+        if (!sq_col_text(st, 1, out->version, sizeof out->version))
+            err = PARLEY_ERR_STORE;
+        out->material = sqlite3_column_int(st, 2) != 0;
+        out->published_at = sqlite3_column_int64(st, 3);
     }
     sq_stmt_done(st);
     sq_conn_put(sq(s), c);
@@ -272,27 +228,23 @@ static enum parley_err policy_text(struct store *s, int64_t seq, char **text, si
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
+    bool found = false;
     enum parley_err err = stmt(c, ST_P_POLICY_TEXT, &st);
+    if (!err)
+        err = sq_step_row(c, st, sqlite3_bind_int64(st, 1, seq), &found, "policy_text");
+    if (!err && !found)
+        err = PARLEY_ERR_NOTFOUND;
     if (!err) {
-        int rc = sqlite3_bind_int64(st, 1, seq);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            const unsigned char *t = sqlite3_column_text(st, 0);
-            size_t n = (size_t)sqlite3_column_bytes(st, 0);
-            char *copy = t ? malloc(n + 1) : NULL;
-            if (!copy) {
-                err = PARLEY_ERR_NOMEM;
-            } else {
-                memcpy(copy, t, n);
-                copy[n] = '\0';
-                *text = copy;
-                *len = n;
-            }
-        } else if (rc == SQLITE_DONE) {
-            err = PARLEY_ERR_NOTFOUND;
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        char *copy = t ? malloc(n + 1) : NULL;
+        if (!copy) {
+            err = PARLEY_ERR_NOMEM;
         } else {
-            err = sq_err(c, rc, "policy_text");
+            memcpy(copy, t, n);
+            copy[n] = '\0';
+            *text = copy;
+            *len = n;
         }
     }
     sq_stmt_done(st);
@@ -313,13 +265,9 @@ static enum parley_err policy_accept(struct store *s, const char *user_id, const
             rc = sq_bind_text(st, 2, version);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 3, now);
-        if (rc == SQLITE_OK)
-            err = sq_step_done(c, st, "policy_accept");
-        else
-            err = sq_err(c, rc, "policy_accept");
+        err = sq_exec(c, st, rc, "policy_accept");
         changes = sqlite3_changes(c->db);
     }
-    sq_stmt_done(st);
     sq_conn_put(sq(s), c);
     if (!err && changes == 0) { /* already accepted, or no such version */
         bool found = false;
@@ -335,6 +283,7 @@ static enum parley_err policy_accepted(struct store *s, const char *user_id,
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
+    int64_t v = 0;
     enum parley_err err = stmt(c, ST_P_POLICY_ACCEPTED, &st);
     if (!err) {
         int rc = sq_bind_text(st, 1, user_id);
@@ -342,15 +291,11 @@ static enum parley_err policy_accepted(struct store *s, const char *user_id,
             rc = sqlite3_bind_int64(st, 2, gate->seq);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(st, 3, gate->published_at);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            *ok = sqlite3_column_int(st, 0) != 0;
-        else
-            err = sq_err(c, rc, "policy_accepted");
+        err = sq_query_int(c, st, rc, NULL, &v, "policy_accepted");
     }
-    sq_stmt_done(st);
     sq_conn_put(sq(s), c);
+    if (!err)
+        *ok = v != 0;
     return err;
 }
 
@@ -360,6 +305,7 @@ static enum parley_err audit_append(struct store *s, struct store_audit_entry *e
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
+    bool found = false;
     enum parley_err err = sq_begin(c);
     int rc;
     if (err)
@@ -368,19 +314,15 @@ static enum parley_err audit_append(struct store *s, struct store_audit_entry *e
     e->seq = 1;
     if ((err = stmt(c, ST_P_AUDIT_LAST, &st)))
         goto out;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    err = sq_step_row(c, st, SQLITE_OK, &found, "audit_append");
+    if (!err && found) {
         e->seq = sqlite3_column_int64(st, 0) + 1;
-        if (!sq_col_blob(st, 1, e->prev_hash, sizeof e->prev_hash)) {
+        if (!sq_col_blob(st, 1, e->prev_hash, sizeof e->prev_hash))
             err = PARLEY_ERR_STORE;
-            goto out;
-        }
-    } else if (rc != SQLITE_DONE) {
-        err = sq_err(c, rc, "audit_append");
-        goto out;
     }
     sq_stmt_done(st);
-    st = NULL;
+    if (err)
+        goto out;
     audit_chain_hash(e->prev_hash, e, e->hash);
     if ((err = stmt(c, ST_P_AUDIT_INSERT, &st)))
         goto out;
@@ -399,68 +341,54 @@ static enum parley_err audit_append(struct store *s, struct store_audit_entry *e
         rc = sqlite3_bind_blob(st, 7, e->prev_hash, sizeof e->prev_hash, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 8, e->hash, sizeof e->hash, SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) {
-        err = sq_err(c, rc, "audit_append");
-        goto out;
-    }
-    err = sq_step_done(c, st, "audit_append");
-    st = NULL;
-    if (!err)
-        err = sq_commit(c);
+    err = sq_exec(c, st, rc, "audit_append");
 out:
-    sq_stmt_done(st);
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
     sq_conn_put(sq(s), c);
     return err;
 }
 
+/* Read a ST_P_AUDIT_LIST row into the zeroed entry; an sq_read_fn that never fails: a
+ * field too long or a hash of the wrong size is kept visibly wrong, so the verifier
+ * reports the entry instead of the listing failing. */
+static enum parley_err audit_read(sqlite3_stmt *st, void *elem)
+{
+    struct store_audit_entry *e = elem;
+    e->seq = sqlite3_column_int64(st, 0);
+    e->at = sqlite3_column_int64(st, 1);
+    if (!sq_col_text(st, 2, e->actor, sizeof e->actor))
+        e->actor[0] = '\0';
+    if (!sq_col_text(st, 3, e->kind, sizeof e->kind))
+        e->kind[0] = '\0';
+    if (!sq_col_text(st, 4, e->subject, sizeof e->subject))
+        e->subject[0] = '\0';
+    if (!sq_col_text(st, 5, e->detail, sizeof e->detail))
+        e->detail[0] = '\0';
+    if (!sq_col_blob(st, 6, e->prev_hash, sizeof e->prev_hash))
+        memset(e->prev_hash, 0xff, sizeof e->prev_hash);
+    if (!sq_col_blob(st, 7, e->hash, sizeof e->hash))
+        memset(e->hash, 0xff, sizeof e->hash);
+    return PARLEY_OK;
+}
+
+/* At most limit rows (store.c bounds it): the query's LIMIT ?2. */
 static enum parley_err audit_list(struct store *s, int64_t after_seq, size_t limit,
                                   struct store_audit_entry **out, size_t *n_out)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
-    struct store_audit_entry *v = calloc(limit, sizeof *v);
+    void *v = NULL;
     size_t n = 0;
-    enum parley_err err = v ? stmt(c, ST_P_AUDIT_LIST, &st) : PARLEY_ERR_NOMEM;
-    if (err)
-        goto out;
-    int rc = sqlite3_bind_int64(st, 1, after_seq);
-    if (rc == SQLITE_OK)
-        rc = sq_bind_size(st, 2, limit);
-    while (rc == SQLITE_OK && n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_audit_entry *e = &v[n++];
-        e->seq = sqlite3_column_int64(st, 0);
-        e->at = sqlite3_column_int64(st, 1);
-        /* A field too long or a hash of the wrong size is kept visibly wrong, so the
-         * verifier reports the entry instead of the listing failing. */
-        if (!sq_col_text(st, 2, e->actor, sizeof e->actor))
-            e->actor[0] = '\0';
-        if (!sq_col_text(st, 3, e->kind, sizeof e->kind))
-            e->kind[0] = '\0';
-        if (!sq_col_text(st, 4, e->subject, sizeof e->subject))
-            e->subject[0] = '\0';
-        if (!sq_col_text(st, 5, e->detail, sizeof e->detail))
-            e->detail[0] = '\0';
-        if (!sq_col_blob(st, 6, e->prev_hash, sizeof e->prev_hash))
-            memset(e->prev_hash, 0xff, sizeof e->prev_hash);
-        if (!sq_col_blob(st, 7, e->hash, sizeof e->hash))
-            memset(e->hash, 0xff, sizeof e->hash);
-        rc = SQLITE_OK;
+    enum parley_err err = stmt(c, ST_P_AUDIT_LIST, &st);
+    if (!err) {
+        int rc = sqlite3_bind_int64(st, 1, after_seq);
+        if (rc == SQLITE_OK)
+            rc = sq_bind_size(st, 2, limit);
+        err = sq_collect(c, st, rc, sizeof **out, audit_read, "audit_list", &v, &n);
     }
-    if (rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = sq_err(c, rc, "audit_list");
-out:
-    sq_stmt_done(st);
     sq_conn_put(sq(s), c);
-    if (err) {
-        free(v);
+    if (err)
         return err;
-    }
-    if (n == 0) {
-        free(v);
-        v = NULL;
-    }
     *out = v;
     *n_out = n;
     return PARLEY_OK;
@@ -480,16 +408,10 @@ static enum parley_err retention_purge(struct store *s, enum store_retention_cat
     struct sq_conn *c = sq_conn_get(sq(s));
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, ids[cat], &st);
-    if (!err) {
-        int rc = sqlite3_bind_int64(st, 1, cutoff);
-        if (rc == SQLITE_OK)
-            err = sq_step_done(c, st, "retention_purge");
-        else
-            err = sq_err(c, rc, "retention_purge");
-        if (!err)
-            *n_out = (size_t)sqlite3_changes(c->db);
-    }
-    sq_stmt_done(st);
+    if (!err)
+        err = sq_exec(c, st, sqlite3_bind_int64(st, 1, cutoff), "retention_purge");
+    if (!err)
+        *n_out = (size_t)sqlite3_changes(c->db);
     sq_conn_put(sq(s), c);
     return err;
 }

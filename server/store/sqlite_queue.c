@@ -96,19 +96,6 @@ static struct store_user_device *ud_push(struct ud_vec *a)
     return e;
 }
 
-/* Step a one-row query whose bindings are made; *row tells whether it returned one and
- * the caller reads columns before calling sq_stmt_done. */
-static enum parley_err step_row(struct sq_conn *c, sqlite3_stmt *st, int rc, bool *row,
-                                const char *what)
-{
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    *row = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        return PARLEY_OK;
-    return sq_err(c, rc, what);
-}
-
 /* Does the one-row query id with ?1 = a, ?2 = b (if not NULL) return a row? */
 static enum parley_err exists2(struct sq_conn *c, enum sq_stmt_id id, const char *a, const char *b,
                                bool *found)
@@ -117,12 +104,7 @@ static enum parley_err exists2(struct sq_conn *c, enum sq_stmt_id id, const char
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, a);
-    if (rc == SQLITE_OK && b)
-        rc = sq_bind_text(st, 2, b);
-    err = step_row(c, st, rc, found, "queue_send");
-    sq_stmt_done(st);
-    return err;
+    return sq_query_int(c, st, sq_bind_text2(st, a, b), found, NULL, "queue_send");
 }
 
 /* Username of user_id into out (cap bytes); *found false if the user is gone. */
@@ -134,7 +116,7 @@ static enum parley_err username_of(struct sq_conn *c, const char *user_id, char 
     if (err)
         return err;
     out[0] = '\0';
-    err = step_row(c, st, sq_bind_text(st, 1, user_id), found, "username");
+    err = sq_step_row(c, st, sq_bind_text(st, 1, user_id), found, "username");
     if (!err && *found && !sq_col_text(st, 0, out, cap))
         err = PARLEY_ERR_STORE;
     sq_stmt_done(st);
@@ -223,7 +205,7 @@ static enum parley_err match_copies(struct sq_conn *c, struct store_queue_send *
         err = stmt(c, ST_Q_DEVICE_USER, &st);
         if (err)
             goto out;
-        err = step_row(c, st, sq_bind_text(st, 1, dev), &row, "queue_send");
+        err = sq_step_row(c, st, sq_bind_text(st, 1, dev), &row, "queue_send");
         if (!err && row && !sq_col_text(st, 0, e->user_id, sizeof e->user_id))
             err = PARLEY_ERR_STORE;
         sq_stmt_done(st);
@@ -327,8 +309,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, now);
-    err = step_row(c, st, rc, &found, "queue_send");
-    sq_stmt_done(st);
+    err = sq_query_int(c, st, rc, &found, NULL, "queue_send");
     if (err)
         return err;
     if (found) {
@@ -344,7 +325,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         rc = sq_bind_text(st, 1, snd->group_id);
         if (rc == SQLITE_OK)
             rc = sq_bind_text(st, 2, snd->sender_user);
-        err = step_row(c, st, rc, &found, "queue_send");
+        err = sq_step_row(c, st, rc, &found, "queue_send");
         bool group = found && sqlite3_column_type(st, 0) != SQLITE_NULL;
         bool member = found && sqlite3_column_type(st, 1) != SQLITE_NULL;
         sq_stmt_done(st);
@@ -380,9 +361,9 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         err = stmt(c, ST_Q_DEPTH, &st);
         if (err)
             goto out;
-        err = step_row(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found, "queue_send");
-        int64_t depth = found ? sqlite3_column_int64(st, 0) : 0;
-        sq_stmt_done(st);
+        int64_t depth = 0;
+        err = sq_query_int(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found, &depth,
+                           "queue_send");
         if (err)
             goto out;
         if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
@@ -419,12 +400,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, snd->expires_at);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "queue_send");
-        goto out;
-    }
-    err = sq_step_done(c, st, "queue_send");
+    err = sq_exec(c, st, rc, "queue_send");
 out:
     free(idx);
     return err;
@@ -464,11 +440,7 @@ static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
                      : sqlite3_bind_int64(st, 1, (int64_t)ack->ids[i]);
         if (rc == SQLITE_OK)
             rc = sq_bind_text(st, 2, ack->device_id);
-        if (rc != SQLITE_OK) {
-            sq_stmt_done(st);
-            return sq_err(c, rc, "queue_ack");
-        }
-        err = sq_step_done(c, st, "queue_ack");
+        err = sq_exec(c, st, rc, "queue_ack");
         if (err)
             return err;
         ack->deleted += (size_t)sqlite3_changes(c->db);
@@ -501,10 +473,8 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
         else
             err = apply_ack(c, &ops[i].u.ack);
     }
-    if (!err)
-        err = sq_commit(c);
+    err = sq_end(c, err);
     if (err) {
-        sq_rollback(c);
         for (size_t i = 0; i < n; i++)
             store_queue_op_cleanup(&ops[i]);
     }
@@ -616,12 +586,8 @@ enum parley_err sq_queue_count(struct store *s, const char *device_id, size_t *n
     bool found = false;
     int64_t n = 0;
     enum parley_err err = stmt(c, ST_Q_DEPTH, &st);
-    if (!err) {
-        err = step_row(c, st, sq_bind_text(st, 1, device_id), &found, "queue_count");
-        if (!err && found)
-            n = sqlite3_column_int64(st, 0);
-        sq_stmt_done(st);
-    }
+    if (!err)
+        err = sq_query_int(c, st, sq_bind_text(st, 1, device_id), &found, &n, "queue_count");
     sq_conn_put(sq(s), c);
     if (err)
         return err;
@@ -656,54 +622,36 @@ static int expired_cmp(const void *pa, const void *pb)
     return r;
 }
 
+/* Read a ST_Q_EXPIRED row into the zeroed x; an sq_read_fn. */
+static enum parley_err expired_read(sqlite3_stmt *st, void *elem)
+{
+    struct expired *x = elem;
+    x->id = (uint64_t)sqlite3_column_int64(st, 0);
+    x->kind = sqlite3_column_int(st, 1);
+    if (!sq_col_text(st, 2, x->user_id, sizeof x->user_id) ||
+        !sq_col_text(st, 3, x->sender_user, sizeof x->sender_user) ||
+        !sq_col_text(st, 4, x->sender_device, sizeof x->sender_device) ||
+        !sq_col_blob(st, 5, x->client_msg_id, sizeof x->client_msg_id) ||
+        !sq_col_text(st, 6, x->group_id, sizeof x->group_id))
+        return PARLEY_ERR_STORE;
+    return PARLEY_OK;
+}
+
 static enum parley_err expired_select(struct sq_conn *c, int64_t now, size_t limit,
                                       struct expired **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    struct expired *v = NULL;
-    size_t n = 0, cap = 0;
+    void *v = NULL;
     enum parley_err err = stmt(c, ST_Q_EXPIRED, &st);
     if (err)
         return err;
     int rc = sqlite3_bind_int64(st, 1, now);
     if (rc == SQLITE_OK)
         rc = sq_bind_size(st, 2, limit);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct expired *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                err = PARLEY_ERR_NOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        struct expired *x = &v[n];
-        memset(x, 0, sizeof *x);
-        x->id = (uint64_t)sqlite3_column_int64(st, 0);
-        x->kind = sqlite3_column_int(st, 1);
-        if (!sq_col_text(st, 2, x->user_id, sizeof x->user_id) ||
-            !sq_col_text(st, 3, x->sender_user, sizeof x->sender_user) ||
-            !sq_col_text(st, 4, x->sender_device, sizeof x->sender_device) ||
-            !sq_col_blob(st, 5, x->client_msg_id, sizeof x->client_msg_id) ||
-            !sq_col_text(st, 6, x->group_id, sizeof x->group_id)) {
-            err = PARLEY_ERR_STORE;
-            break;
-        }
-        n++;
-        rc = SQLITE_OK;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = sq_err(c, rc, "queue_purge");
-    sq_stmt_done(st);
-    if (err) {
-        free(v);
-        return err;
-    }
-    *out = v;
-    *n_out = n;
-    return PARLEY_OK;
+    err = sq_collect(c, st, rc, sizeof **out, expired_read, "queue_purge", &v, n_out);
+    if (!err)
+        *out = v;
+    return err;
 }
 
 static enum parley_err delete_id(struct sq_conn *c, uint64_t id)
@@ -712,12 +660,7 @@ static enum parley_err delete_id(struct sq_conn *c, uint64_t id)
     enum parley_err err = stmt(c, ST_Q_DELETE, &st);
     if (err)
         return err;
-    int rc = sqlite3_bind_int64(st, 1, (int64_t)id);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        return sq_err(c, rc, "queue_purge");
-    }
-    return sq_step_done(c, st, "queue_purge");
+    return sq_exec(c, st, sqlite3_bind_int64(st, 1, (int64_t)id), "queue_purge");
 }
 
 /* Queue the notices for x (the first row of a group of `count` copies of one message to
@@ -799,28 +742,18 @@ enum parley_err sq_queue_purge_expired(struct store *s, int64_t now, size_t limi
     err = stmt(c, ST_Q_SEEN_PURGE, &st);
     if (err)
         goto out;
-    int rc = sqlite3_bind_int64(st, 1, now);
-    if (rc != SQLITE_OK) {
-        sq_stmt_done(st);
-        err = sq_err(c, rc, "queue_purge");
-        goto out;
-    }
-    err = sq_step_done(c, st, "queue_purge");
-    if (err)
-        goto out;
-    err = sq_commit(c);
-    if (err)
-        goto out;
-    /* Deleted means gone from the files too: fold the WAL back and truncate it (acked
-     * envelopes included). TRUNCATE waits on the busy handler for the writer and for
-     * readers; under load it gives up after CHECKPOINT_WAIT_MS instead of holding this
-     * connection, and the next purge tries again. */
-    sqlite3_busy_timeout(c->db, CHECKPOINT_WAIT_MS);
-    (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    err = sq_exec(c, st, sqlite3_bind_int64(st, 1, now), "queue_purge");
 out:
-    if (err)
-        sq_rollback(c);
+    err = sq_end(c, err);
+    if (!err) {
+        /* Deleted means gone from the files too: fold the WAL back and truncate it (acked
+         * envelopes included). TRUNCATE waits on the busy handler for the writer and for
+         * readers; under load it gives up after CHECKPOINT_WAIT_MS instead of holding this
+         * connection, and the next purge tries again. */
+        sqlite3_busy_timeout(c->db, CHECKPOINT_WAIT_MS);
+        (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    }
     sq_conn_put(sq(s), c);
     free(x);
     free(devs.v);
