@@ -1,6 +1,7 @@
 /*
  * cli.h — what the parley CLI's command files share: the global options, the command
- * table entry, exit codes, and the helpers that open a client and report errors.
+ * table entry, exit codes, and the helpers that open a client, report errors and parse
+ * the options every command shares.
  *
  * A command is one row in main.c's table: name, one-line summary, usage text and a run
  * function that gets argv starting at the command name (argv[0] = "login"), parses its
@@ -49,6 +50,11 @@ int cli_usage_error(const struct cli_command *cmd, const char *msg);
 int cli_help(const struct cli_command *cmd);
 /* The table entry for name (main.c), or NULL. */
 const struct cli_command *cli_find(const char *name);
+/* A command's --json option: JSON output from here on (util.c). */
+void cli_set_json(struct cli_ctx *ctx);
+/* The usage error for the option getopt_long just refused (argv[optind - 1]); returns
+ * CLI_USAGE (util.c). */
+int cli_bad_option(const struct cli_command *cmd, char **argv);
 
 /* cmd_account.c */
 int cmd_register(struct cli_ctx *ctx, int argc, char **argv);

@@ -38,15 +38,8 @@ static int common_opt(int ch, const struct cli_command *cmd, struct cli_ctx *ctx
 {
     switch (ch) {
     case OPT_HELP: return cli_help(cmd);
-    case OPT_JSON:
-        ctx->json = true;
-        out_init(true);
-        return -1;
-    default: {
-        char msg[160];
-        snprintf(msg, sizeof msg, "unknown or incomplete option '%.100s'", argv[optind - 1]);
-        return cli_usage_error(cmd, msg);
-    }
+    case OPT_JSON: cli_set_json(ctx); return -1;
+    default: return cli_bad_option(cmd, argv);
     }
 }
 

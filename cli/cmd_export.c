@@ -19,13 +19,6 @@
 
 enum { OPT_HELP = 'h', OPT_OUT = 256, OPT_JSON, OPT_YES, OPT_PASSWORD_STDIN };
 
-static int bad_opt(const struct cli_command *cmd, char **argv)
-{
-    char msg[160];
-    snprintf(msg, sizeof msg, "unknown or incomplete option '%.100s'", argv[optind - 1]);
-    return cli_usage_error(cmd, msg);
-}
-
 /* Progress on stderr, only on a terminal (never in --json mode or into a pipe). */
 static void progress(void *ctx, const char *stage, uint64_t bytes)
 {
@@ -53,13 +46,10 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case 'o':
         case OPT_OUT: out = optarg; break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (!out || !*out)
@@ -114,13 +104,10 @@ int cmd_delete_account(struct cli_ctx *ctx, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_YES: yes = true; break;
         case OPT_PASSWORD_STDIN: pw_stdin = true; break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (optind < argc)

@@ -40,13 +40,6 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static int bad_opt(const struct cli_command *cmd, char **argv)
-{
-    char msg[160];
-    snprintf(msg, sizeof msg, "unknown or incomplete option '%.100s'", argv[optind - 1]);
-    return cli_usage_error(cmd, msg);
-}
-
 static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
     char *end = NULL;
@@ -219,16 +212,13 @@ int cmd_send(struct cli_ctx *ctx, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_EXPIRE:
             if (!parse_u32(optarg, 365u * 86400u, &expire))
                 return cli_usage_error(cmd, "--expire wants seconds (0..31536000)");
             break;
         case OPT_STDIN: from_stdin = true; break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (from_stdin && argc - optind != 1)
@@ -278,16 +268,13 @@ static int receive(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_TIMEOUT:
             if (!parse_u32(optarg, 86400, &timeout_s))
                 return cli_usage_error(cmd, "--timeout wants seconds (0..86400)");
             break;
         case OPT_NO_ACK: no_ack = true; break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (optind != argc)
@@ -361,21 +348,18 @@ static int simple(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_LIMIT:
             if (!limit || !parse_u32(optarg, 1000000, limit))
                 return limit ? cli_usage_error(cmd, "--limit wants a count")
-                             : bad_opt(cmd, argv);
+                             : cli_bad_option(cmd, argv);
             break;
         case OPT_ACCEPT:
             if (!accept)
-                return bad_opt(cmd, argv);
+                return cli_bad_option(cmd, argv);
             *accept = true;
             break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (argc - optind != npos)
@@ -647,10 +631,7 @@ int cmd_group(struct cli_ctx *ctx, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_ACCEPT: admin = true; break;
         case OPT_EXPIRE:
             if (!parse_u32(optarg, 365u * 86400u, &expire))
@@ -660,7 +641,7 @@ int cmd_group(struct cli_ctx *ctx, int argc, char **argv)
             if (!parse_u32(optarg, 1000000, &limit))
                 return cli_usage_error(cmd, "--limit wants a count");
             break;
-        default: return bad_opt(cmd, argv);
+        default: return cli_bad_option(cmd, argv);
         }
     }
     int npos = argc - optind;

@@ -245,20 +245,13 @@ int cmd_policy(struct cli_ctx *ctx, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_HELP: return cli_help(cmd);
-        case OPT_JSON:
-            ctx->json = true;
-            out_init(true);
-            break;
+        case OPT_JSON: cli_set_json(ctx); break;
         case OPT_YES: yes = true; break;
         case OPT_VERSION:
             version = optarg;
             have_version = true;
             break;
-        default: {
-            char msg[160];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%.100s'", argv[optind - 1]);
-            return cli_usage_error(cmd, msg);
-        }
+        default: return cli_bad_option(cmd, argv);
         }
     }
     if (optind >= argc)

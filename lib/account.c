@@ -365,28 +365,6 @@ out:
     return malformed(c, rc);
 }
 
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static enum parley_err path_segment(const char *in, char *out, size_t out_len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        bool plain = isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~';
-        size_t need = plain ? 1 : 3;
-        if (o + need >= out_len)
-            return PARLEY_ERR_LIMIT;
-        if (plain) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = 0;
-    return PARLEY_OK;
-}
-
 enum parley_err parley_client_revoke_device(struct parley_client *c, const char *device_id)
 {
     if (!c)
@@ -397,7 +375,7 @@ enum parley_err parley_client_revoke_device(struct parley_client *c, const char 
         return PARLEY_ERR_INVAL;
     }
     char seg[600], path[640];
-    if (path_segment(device_id, seg, sizeof seg)) {
+    if (client_path_segment(device_id, seg, sizeof seg)) {
         client_set_error(c, 0, NULL, "device id too long");
         return PARLEY_ERR_INVAL;
     }

@@ -1,6 +1,7 @@
 /*
  * client.c — struct parley_client: creation, saved-session adoption, the one JSON
- * request path every API call goes through, and error detail; see parley/client.h.
+ * request path every API call goes through, error detail, and the URL path-segment
+ * encoder the API calls share; see parley/client.h.
  *
  * Request path: JSON body (jansson) -> http_client_request (keep-alive connection,
  * created lazily) -> status check -> JSON answer. Every buffer that may hold a
@@ -324,4 +325,28 @@ out:
     if (have_resp)
         http_response_cleanup(&r);
     return rc;
+}
+
+enum parley_err client_path_segment(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (!in || !*in)
+        return PARLEY_ERR_INVAL;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        bool plain = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+        size_t need = plain ? 1 : 3;
+        if (o + need >= cap)
+            return PARLEY_ERR_LIMIT;
+        if (plain) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = 0;
+    return PARLEY_OK;
 }

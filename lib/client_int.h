@@ -73,6 +73,10 @@ void client_json_wipe(json_t *obj, const char *key);
 void client_session_cleanup(struct client_session *s);
 /* strdup that treats NULL as NULL; *ok is cleared on allocation failure. */
 char *client_strdup(const char *s, bool *ok);
+/* Percent-encode one URL path segment (everything but RFC 3986 unreserved characters)
+ * into out (cap bytes, NUL-terminated). PARLEY_ERR_INVAL for NULL or an empty segment,
+ * PARLEY_ERR_LIMIT when it does not fit. */
+enum parley_err client_path_segment(const char *in, char *out, size_t cap);
 
 /* ---- home.c ---- */
 

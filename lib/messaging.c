@@ -85,30 +85,6 @@ bool msg_id_ok(const char *s)
     return true;
 }
 
-/* Percent-encode one path segment. */
-enum parley_err msg_path_seg(const char *in, char *out, size_t cap)
-{
-    static const char hexd[] = "0123456789ABCDEF";
-    size_t o = 0;
-    if (!in || !*in)
-        return PARLEY_ERR_INVAL;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        bool plain = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_' || *p == '.' || *p == '~';
-        if (o + 4 >= cap)
-            return PARLEY_ERR_LIMIT;
-        if (plain) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hexd[*p >> 4];
-            out[o++] = hexd[*p & 15];
-        }
-    }
-    out[o] = 0;
-    return PARLEY_OK;
-}
-
 enum parley_err msg_fail(struct parley_messenger *m, enum parley_err rc, const char *what)
 {
     client_set_error(m->c, 0, NULL, "%s: %s", what, parley_strerror(rc));

@@ -205,7 +205,7 @@ enum parley_err parley_messenger_group_remove(struct parley_messenger *m, const 
         return PARLEY_ERR_INVAL;
     client_clear_error(m->c);
     char path[800], name[512], suffix[530];
-    enum parley_err rc = msg_path_seg(username, name, sizeof name);
+    enum parley_err rc = client_path_segment(username, name, sizeof name);
     if (!rc) {
         snprintf(suffix, sizeof suffix, "/members/%s", name);
         rc = group_path(m, path, sizeof path, group_id, suffix);

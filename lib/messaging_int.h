@@ -75,9 +75,6 @@ char *msg_b64(const uint8_t *in, size_t n);
 bool msg_unb64(uint8_t *out, size_t n, const char *in);
 /* A user, device or group id: 1..ID_MAX of [0-9A-Za-z_-]. */
 bool msg_id_ok(const char *s);
-/* Percent-encode one path segment into out (cap bytes). PARLEY_ERR_INVAL for an empty
- * segment, PARLEY_ERR_LIMIT when it does not fit. */
-enum parley_err msg_path_seg(const char *in, char *out, size_t cap);
 /* Record "<what>: <strerror(rc)>" on the client handle and return rc. */
 enum parley_err msg_fail(struct parley_messenger *m, enum parley_err rc, const char *what);
 /* META strings and numbers (PARLEY_ERR_NOTFOUND when missing, PARLEY_ERR_STORE when

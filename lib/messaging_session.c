@@ -121,7 +121,7 @@ enum parley_err session_fetch_bundles(struct parley_messenger *m, const char *us
                                       const char *device, json_t **out)
 {
     char name[512], path[700];
-    enum parley_err rc = msg_path_seg(username, name, sizeof name);
+    enum parley_err rc = client_path_segment(username, name, sizeof name);
     if (rc)
         return rc;
     if (device && !msg_id_ok(device)) {

@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "export.h"
 #include "http_server.h"
+#include "job.h"
 #include "log.h"
 #include "password.h"
 #include "ratelimit.h"
@@ -34,8 +35,7 @@
 /* ---- GET /v1/me/export ---- */
 
 struct export_job {
-    struct app *app;
-    char user_id[STORE_ID_LEN + 1];
+    struct api_job base; /* app, who */
     struct buf out;
     enum parley_err err;
 };
@@ -45,10 +45,18 @@ static enum parley_err to_buf(void *ctx, const char *data, size_t len)
     return buf_append(ctx, data, len);
 }
 
+static void export_release(void *p)
+{
+    struct export_job *j = p;
+    buf_cleanup_wipe(&j->out);
+    free(j);
+}
+
 static void export_work(void *p)
 {
     struct export_job *j = p;
-    j->err = export_user_json(j->app->store, j->user_id, clock_now_s(), to_buf, &j->out);
+    j->err = export_user_json(j->base.app->store, j->base.who.user_id, clock_now_s(), to_buf,
+                              &j->out);
 }
 
 static void export_done(struct http_request *req, void *p)
@@ -63,33 +71,23 @@ static void export_done(struct http_request *req, void *p)
     } else if (j->err) {
         respond_failure(req, j->err);
     } else {
-        accounts_log_event(LOG_INFO, "account_exported", j->user_id, NULL, NULL);
+        accounts_log_event(LOG_INFO, "account_exported", j->base.who.user_id, NULL, NULL);
         http_respond(req, 200, "application/json", j->out.data, j->out.len,
                      "Content-Disposition: attachment; filename=\"parley-export.json\"\r\n"
                      "Cache-Control: no-store\r\n");
     }
-    buf_cleanup_wipe(&j->out);
-    free(j);
+    api_job_free(j);
 }
 
 static void export_authed(struct http_request *req, struct app *app, const struct auth_info *who,
                           void *arg)
 {
     (void)arg;
-    struct export_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
+    struct export_job *j = api_job_new(req, sizeof *j, app, who, export_release);
+    if (!j)
         return;
-    }
-    j->app = app;
-    memcpy(j->user_id, who->user_id, sizeof j->user_id);
     buf_init(&j->out, ACCOUNT_DATA_EXPORT_MAX);
-    enum parley_err err = http_request_work(req, export_work, export_done, j);
-    if (err) {
-        respond_failure(req, err);
-        buf_cleanup(&j->out);
-        free(j);
-    }
+    api_job_start(req, j, export_work, export_done);
 }
 
 static void h_export(struct http_request *req, void *ctx)
@@ -100,32 +98,23 @@ static void h_export(struct http_request *req, void *ctx)
 /* ---- DELETE /v1/me ---- */
 
 struct delete_job {
-    struct app *app;
-    char user_id[STORE_ID_LEN + 1];
+    struct api_job base; /* app, who */
     char password[ACCOUNTS_PASSWORD_MAX + 1];
     size_t password_len;
     enum parley_err err; /* DENIED: wrong password */
 };
 
-static void delete_job_free(struct delete_job *j)
-{
-    if (j) {
-        sodium_memzero(j, sizeof *j);
-        free(j);
-    }
-}
-
 static void delete_work(void *p)
 {
     struct delete_job *j = p;
     struct store_user u;
-    enum parley_err err = store_user_get_by_id(j->app->store, j->user_id, &u);
+    enum parley_err err = store_user_get_by_id(j->base.app->store, j->base.who.user_id, &u);
     if (err == PARLEY_OK && !password_verify(u.password_hash, j->password, j->password_len))
         err = PARLEY_ERR_DENIED;
     sodium_memzero(&u, sizeof u);
     sodium_memzero(j->password, sizeof j->password);
     if (err == PARLEY_OK)
-        err = store_user_delete(j->app->store, j->user_id);
+        err = store_user_delete(j->base.app->store, j->base.who.user_id);
     j->err = err;
 }
 
@@ -133,7 +122,7 @@ static void delete_done(struct http_request *req, void *p)
 {
     struct delete_job *j = p;
     if (j->err == PARLEY_ERR_DENIED) {
-        accounts_log_event(LOG_INFO, "account_delete_refused", j->user_id, NULL,
+        accounts_log_event(LOG_INFO, "account_delete_refused", j->base.who.user_id, NULL,
                            "wrong_password");
         http_respond_error(req, 401, "wrong_password", "the password is not correct");
     } else if (j->err == PARLEY_ERR_NOTFOUND) {
@@ -141,11 +130,11 @@ static void delete_done(struct http_request *req, void *p)
     } else if (j->err) {
         respond_failure(req, j->err);
     } else {
-        accounts_log_event(LOG_INFO, "account_deleted", j->user_id, NULL, "self_service");
-        (void)stream_disconnect_user(j->app->stream, j->user_id); /* committed: P27 */
+        accounts_log_event(LOG_INFO, "account_deleted", j->base.who.user_id, NULL, "self_service");
+        (void)stream_disconnect_user(j->base.app->stream, j->base.who.user_id); /* committed: P27 */
         respond_no_content(req);
     }
-    delete_job_free(j);
+    api_job_free(j);
 }
 
 static void delete_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -157,9 +146,8 @@ static void delete_authed(struct http_request *req, struct app *app, const struc
     json_t *root = NULL, *vals[1] = {NULL};
     uint32_t retry = 0;
     struct delete_job *j = NULL;
-    enum parley_err err = body_parse(req->body, req->body_len, &root, &ierr);
-    if (!err)
-        err = body_fields(root, NULL, fields, 1, vals, &ierr);
+    enum parley_err err =
+        body_decode(req->body, req->body_len, fields, 1, &root, vals, &ierr);
     if (!err) {
         size_t n = json_string_length(vals[0]);
         if (n == 0 || n > ACCOUNTS_PASSWORD_MAX) {
@@ -169,10 +157,7 @@ static void delete_authed(struct http_request *req, struct app *app, const struc
         }
     }
     if (err) {
-        if (err == PARLEY_ERR_INVAL)
-            respond_input_error(req, &ierr);
-        else
-            respond_failure(req, err);
+        respond_decode_failure(req, err, &ierr);
         goto out;
     }
     /* Each attempt costs an Argon2 run: the login limiter, per account. */
@@ -180,20 +165,12 @@ static void delete_authed(struct http_request *req, struct app *app, const struc
         respond_rate_limited(req, retry);
         goto out;
     }
-    j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
+    j = api_job_new(req, sizeof *j, app, who, api_job_release_wiped);
+    if (!j)
         goto out;
-    }
-    j->app = app;
-    memcpy(j->user_id, who->user_id, sizeof j->user_id);
     j->password_len = json_string_length(vals[0]);
     memcpy(j->password, json_string_value(vals[0]), j->password_len);
-    err = http_request_work(req, delete_work, delete_done, j);
-    if (err) {
-        respond_failure(req, err);
-        delete_job_free(j);
-    }
+    api_job_start(req, j, delete_work, delete_done);
 out:
     if (root) {
         /* jansson's copy of the password */

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "json_input.h"
 #include "password.h"
 #include "ratelimit.h"
@@ -72,7 +73,7 @@ static json_t *profile_json(const struct store_user *u)
 /* ---- POST /v1/accounts ---- */
 
 struct register_job {
-    struct app *app;
+    struct api_job base; /* app */
     struct json_account_create in;
     bool consent;
     int64_t now;
@@ -80,22 +81,14 @@ struct register_job {
     char user_id[STORE_ID_LEN + 1];
 };
 
-static void register_job_free(struct register_job *j)
-{
-    if (j) {
-        sodium_memzero(j, sizeof *j);
-        free(j);
-    }
-}
-
 static void register_work(void *p)
 {
     struct register_job *j = p;
-    const struct config *cfg = j->app->cfg;
+    const struct config *cfg = j->base.app->cfg;
     struct store_user u;
     /* Cheap check first, so a taken username does not cost an Argon2 run. The insert
      * below still decides races (UNIQUE). */
-    enum parley_err err = store_user_get_by_username(j->app->store, j->in.username, &u);
+    enum parley_err err = store_user_get_by_username(j->base.app->store, j->in.username, &u);
     if (err == PARLEY_OK) {
         err = PARLEY_ERR_EXISTS;
         goto out;
@@ -116,7 +109,7 @@ static void register_work(void *p)
     sodium_memzero(j->in.password, sizeof j->in.password);
     if (err)
         goto out;
-    err = store_user_create(j->app->store, &u);
+    err = store_user_create(j->base.app->store, &u);
     if (err == PARLEY_OK)
         memcpy(j->user_id, u.id, sizeof u.id);
 out:
@@ -135,7 +128,7 @@ static void register_done(struct http_request *req, void *p)
         accounts_log_event(LOG_INFO, "account_created", j->user_id, NULL, NULL);
         respond_json(req, 201, json_pack("{s:s}", "user_id", j->user_id));
     }
-    register_job_free(j);
+    api_job_free(j);
 }
 
 static void h_register(struct http_request *req, void *ctx)
@@ -145,21 +138,14 @@ static void h_register(struct http_request *req, void *ctx)
     uint32_t retry = 0;
     struct register_job *j = NULL;
 
-    j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
+    j = api_job_new(req, sizeof *j, app, NULL, api_job_release_wiped);
+    if (!j)
         return;
-    }
-    j->app = app;
     j->now = clock_now_s();
     enum parley_err err =
         json_input_account_create(req->body, req->body_len, j->now, &j->in, &ierr);
-    if (err == PARLEY_ERR_INVAL) {
-        respond_input_error(req, &ierr);
-        goto fail;
-    }
     if (err) {
-        respond_failure(req, err);
+        respond_decode_failure(req, err, &ierr);
         goto fail;
     }
     switch (accounts_age_gate(&j->in.dob_date, j->in.region, j->now)) {
@@ -177,34 +163,21 @@ static void h_register(struct http_request *req, void *ctx)
         respond_rate_limited(req, retry);
         goto fail;
     }
-    err = http_request_work(req, register_work, register_done, j);
-    if (err) {
-        respond_failure(req, err);
-        goto fail;
-    }
+    api_job_start(req, j, register_work, register_done);
     return;
 fail:
-    register_job_free(j);
+    api_job_free(j);
 }
 
 /* ---- GET /v1/me ---- */
 
 struct me_job {
-    struct app *app;
-    char user_id[STORE_ID_LEN + 1];
+    struct api_job base;        /* app, who */
     struct json_me_patch patch; /* PATCH only */
     int64_t now;
     enum parley_err err;
     struct store_user user;
 };
-
-static void me_job_free(struct me_job *j)
-{
-    if (j) {
-        sodium_memzero(j, sizeof *j); /* the row holds the password hash */
-        free(j);
-    }
-}
 
 static void me_done(struct http_request *req, void *p)
 {
@@ -220,36 +193,23 @@ static void me_done(struct http_request *req, void *p)
         else
             respond_failure(req, PARLEY_ERR_NOMEM);
     }
-    me_job_free(j);
+    api_job_free(j);
 }
 
 static void me_get_work(void *p)
 {
     struct me_job *j = p;
-    j->err = store_user_get_by_id(j->app->store, j->user_id, &j->user);
+    j->err = store_user_get_by_id(j->base.app->store, j->base.who.user_id, &j->user);
 }
 
 static struct me_job *me_job_new(struct http_request *req, struct app *app,
                                  const struct auth_info *who)
 {
-    struct me_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return NULL;
-    }
-    j->app = app;
-    j->now = clock_now_s();
-    memcpy(j->user_id, who->user_id, sizeof j->user_id);
+    /* Wiped on release: the row holds the password hash. */
+    struct me_job *j = api_job_new(req, sizeof *j, app, who, api_job_release_wiped);
+    if (j)
+        j->now = clock_now_s();
     return j;
-}
-
-static void me_start(struct http_request *req, struct me_job *j, http_work_fn work)
-{
-    enum parley_err err = http_request_work(req, work, me_done, j);
-    if (err) {
-        respond_failure(req, err);
-        me_job_free(j);
-    }
 }
 
 static void me_get_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -258,7 +218,7 @@ static void me_get_authed(struct http_request *req, struct app *app, const struc
     (void)arg;
     struct me_job *j = me_job_new(req, app, who);
     if (j)
-        me_start(req, j, me_get_work);
+        api_job_start(req, j, me_get_work, me_done);
 }
 
 static void h_me_get(struct http_request *req, void *ctx)
@@ -279,7 +239,7 @@ static void me_patch_work(void *p)
     snprintf(patch.name, sizeof patch.name, "%s", j->patch.name);
     snprintf(patch.region, sizeof patch.region, "%s", j->patch.region);
     snprintf(patch.gender, sizeof patch.gender, "%s", j->patch.gender);
-    enum parley_err err = store_user_get_by_id(j->app->store, j->user_id, &cur);
+    enum parley_err err = store_user_get_by_id(j->base.app->store, j->base.who.user_id, &cur);
     if (err)
         goto out;
     /* Moving into the EU/EEA while under 16 brings the consent requirement (P29). The
@@ -288,7 +248,7 @@ static void me_patch_work(void *p)
         accounts_date_parse(cur.dob, strlen(cur.dob), &dob) &&
         accounts_age_years(&dob, j->now) < ACCOUNTS_CONSENT_AGE)
         patch.fields |= STORE_PATCH_CONSENT;
-    err = store_user_update_profile(j->app->store, j->user_id, &patch, &j->user);
+    err = store_user_update_profile(j->base.app->store, j->base.who.user_id, &patch, &j->user);
 out:
     sodium_memzero(&cur, sizeof cur);
     j->err = err;
@@ -304,14 +264,11 @@ static void me_patch_authed(struct http_request *req, struct app *app, const str
         return;
     enum parley_err err = json_input_me_patch(req->body, req->body_len, &j->patch, &ierr);
     if (err) {
-        if (err == PARLEY_ERR_INVAL)
-            respond_input_error(req, &ierr);
-        else
-            respond_failure(req, err);
-        me_job_free(j);
+        respond_decode_failure(req, err, &ierr);
+        api_job_free(j);
         return;
     }
-    me_start(req, j, me_patch_work);
+    api_job_start(req, j, me_patch_work, me_done);
 }
 
 static void h_me_patch(struct http_request *req, void *ctx)

@@ -61,6 +61,7 @@ static bool type_ok(const json_t *v, enum body_type t)
 {
     switch (t) {
     case BODY_STRING: return json_is_string(v);
+    case BODY_STRING_OR_NULL: return json_is_string(v) || json_is_null(v);
     case BODY_BOOL: return json_is_boolean(v);
     case BODY_U32:
         return json_is_integer(v) && json_integer_value(v) >= 0 &&
@@ -75,6 +76,7 @@ static const char *type_name(enum body_type t)
 {
     switch (t) {
     case BODY_STRING: return "a string";
+    case BODY_STRING_OR_NULL: return "a string or null";
     case BODY_BOOL: return "true or false";
     case BODY_U32: return "an integer from 0 to 4294967295";
     case BODY_OBJECT: return "an object";
@@ -127,6 +129,17 @@ enum parley_err body_fields(json_t *obj, const char *where, const struct body_fi
         }
     }
     return PARLEY_OK;
+}
+
+enum parley_err body_decode(const uint8_t *body, size_t len, const struct body_field *fields,
+                            size_t n, json_t **root, json_t **vals, struct json_input_error *err)
+{
+    for (size_t i = 0; i < n && i < BODY_MAX_FIELDS; i++)
+        vals[i] = NULL;
+    enum parley_err rc = body_parse(body, len, root, err);
+    if (!rc)
+        rc = body_fields(*root, NULL, fields, n, vals, err);
+    return rc;
 }
 
 bool body_b64_exact(const json_t *str, uint8_t *out, size_t len)

@@ -1,9 +1,10 @@
 /*
- * body.h — strict JSON request-body helpers for the messaging API handlers (keys.c,
- * groups.c), with the same rules and error codes as json_input.h: the body is one JSON
- * object (invalid_json, invalid_body), duplicate keys are malformed, and every object
- * is checked against an allow-list of fields (unknown_field), each of a given JSON type
- * (invalid_type) and possibly required (missing_field). All errors are HTTP 400.
+ * body.h — strict JSON request-body helpers for the API handlers (keys.c, groups.c,
+ * policy.c, ...) and for json_input.c's decoders, with the rules and error codes that
+ * json_input.h lists: the body is one JSON object (invalid_json, invalid_body),
+ * duplicate keys are malformed, and every object is checked against an allow-list of
+ * fields (unknown_field), each of a given JSON type (invalid_type) and possibly required
+ * (missing_field). All errors are HTTP 400.
  *
  * Pure functions, no I/O; any thread.
  */
@@ -21,6 +22,7 @@ struct json_t;
 
 enum body_type {
     BODY_STRING,
+    BODY_STRING_OR_NULL, /* a string or null */
     BODY_BOOL,
     BODY_U32, /* an integer 0..UINT32_MAX */
     BODY_OBJECT,
@@ -50,6 +52,14 @@ PARLEY_WUR enum parley_err body_parse(const uint8_t *body, size_t len, struct js
 PARLEY_WUR enum parley_err body_fields(struct json_t *obj, const char *where,
                                        const struct body_field *fields, size_t n,
                                        struct json_t **vals, struct json_input_error *err);
+
+/* body_parse, then body_fields on the body object (where NULL). *root is set (the caller
+ * json_decref's it) whenever the body parsed, even when the fields are refused, so a
+ * caller can still wipe a secret value in vals. */
+PARLEY_WUR enum parley_err body_decode(const uint8_t *body, size_t len,
+                                       const struct body_field *fields, size_t n,
+                                       struct json_t **root, struct json_t **vals,
+                                       struct json_input_error *err);
 
 /* Decode unpadded base64url text of exactly len bytes. false if malformed or of another
  * length (out is then zeroed). */

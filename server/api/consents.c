@@ -24,13 +24,13 @@
 #include "body.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "privacy/consent.h"
 #include "respond.h"
 #include "store/store.h"
 
 struct consent_job {
-    struct app *app;
-    struct auth_info who;
+    struct api_job base; /* app, who */
     const struct consent_purpose *purpose;
     bool granted;
     bool need_parent;
@@ -40,35 +40,23 @@ struct consent_job {
     struct store_consent one;
 };
 
-static void job_free(struct consent_job *j)
+static void job_release(void *p)
 {
-    if (j) {
-        free(j->rows);
-        free(j);
-    }
+    struct consent_job *j = p;
+    free(j->rows);
+    free(j);
 }
 
-static struct consent_job *job_start(struct http_request *req, struct app *app,
-                                     const struct auth_info *who, http_work_fn work,
-                                     http_done_fn done, const struct consent_purpose *p,
-                                     bool granted)
+static void job_start(struct http_request *req, struct app *app, const struct auth_info *who,
+                      http_work_fn work, http_done_fn done, const struct consent_purpose *p,
+                      bool granted)
 {
-    struct consent_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return NULL;
-    }
-    j->app = app;
-    j->who = *who;
+    struct consent_job *j = api_job_new(req, sizeof *j, app, who, job_release);
+    if (!j)
+        return;
     j->purpose = p;
     j->granted = granted;
-    enum parley_err err = http_request_work(req, work, done, j);
-    if (err) {
-        respond_failure(req, err);
-        job_free(j);
-        return NULL;
-    }
-    return j;
+    api_job_start(req, j, work, done);
 }
 
 static json_t *consent_json(const char *purpose, const struct store_consent *c)
@@ -86,7 +74,7 @@ static json_t *consent_json(const char *purpose, const struct store_consent *c)
 static void list_work(void *p)
 {
     struct consent_job *j = p;
-    j->err = store_consent_list(j->app->store, j->who.user_id, &j->rows, &j->n_rows);
+    j->err = store_consent_list(j->base.app->store, j->base.who.user_id, &j->rows, &j->n_rows);
 }
 
 static void list_done(struct http_request *req, void *p)
@@ -115,7 +103,7 @@ static void list_done(struct http_request *req, void *p)
     else
         respond_json(req, 200, json_pack("{s:o}", "consents", arr));
 out:
-    job_free(j);
+    api_job_free(j);
 }
 
 static void list_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -135,20 +123,20 @@ static void h_list(struct http_request *req, void *ctx)
 static void put_work(void *p)
 {
     struct consent_job *j = p;
-    struct store *s = j->app->store;
+    struct store *s = j->base.app->store;
     struct store_user u;
     struct store_policy_meta pol;
     const char *version = "";
 
     if (j->granted) {
         bool parent = false;
-        j->err = store_user_get_by_id(s, j->who.user_id, &u);
+        j->err = store_user_get_by_id(s, j->base.who.user_id, &u);
         bool flagged = !j->err && u.parental_consent_required;
         sodium_memzero(&u, sizeof u);
         if (j->err)
             return;
         if (flagged) {
-            if ((j->err = store_parental_get(s, j->who.user_id, &parent)))
+            if ((j->err = store_parental_get(s, j->base.who.user_id, &parent)))
                 return;
             if (!parent) {
                 j->need_parent = true;
@@ -162,7 +150,7 @@ static void put_work(void *p)
     else if (j->err != PARLEY_ERR_NOTFOUND)
         return;
     j->one.updated_at = clock_now_s();
-    j->err = store_consent_set(s, j->who.user_id, j->purpose->name, j->granted, version,
+    j->err = store_consent_set(s, j->base.who.user_id, j->purpose->name, j->granted, version,
                                j->one.updated_at);
     if (j->err)
         return;
@@ -170,7 +158,7 @@ static void put_work(void *p)
     snprintf(j->one.policy_version, sizeof j->one.policy_version, "%s", version);
     j->one.granted = j->granted;
     if (!j->granted && j->purpose->on_withdraw)
-        j->err = j->purpose->on_withdraw(s, j->who.user_id);
+        j->err = j->purpose->on_withdraw(s, j->base.who.user_id);
 }
 
 static void put_done(struct http_request *req, void *p)
@@ -186,7 +174,7 @@ static void put_done(struct http_request *req, void *p)
         respond_failure(req, j->err);
     else
         respond_json(req, 200, consent_json(j->one.purpose, &j->one));
-    job_free(j);
+    api_job_free(j);
 }
 
 static void put_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -205,14 +193,9 @@ static void put_authed(struct http_request *req, struct app *app, const struct a
                            "no such consent purpose (see GET /v1/me/consents)");
         return;
     }
-    err = body_parse(req->body, req->body_len, &root, &ierr);
-    if (!err)
-        err = body_fields(root, NULL, fields, 1, v, &ierr);
+    err = body_decode(req->body, req->body_len, fields, 1, &root, v, &ierr);
     if (err) {
-        if (err == PARLEY_ERR_INVAL)
-            respond_input_error(req, &ierr);
-        else
-            respond_failure(req, err);
+        respond_decode_failure(req, err, &ierr);
         json_decref(root);
         return;
     }

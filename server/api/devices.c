@@ -12,48 +12,24 @@
 #include "app.h"
 #include "auth.h"
 #include "http_server.h"
+#include "job.h"
 #include "respond.h"
 #include "store/store.h"
 #include "stream/stream.h"
 
 struct devices_job {
-    struct app *app;
-    struct auth_info who;
+    struct api_job base; /* app, who */
     char target[STORE_ID_LEN + 1]; /* DELETE only */
     enum parley_err err;
     struct store_device *devs;
     size_t n;
 };
 
-static void job_free(struct devices_job *j)
+static void job_release(void *p)
 {
-    if (j) {
-        free(j->devs);
-        free(j);
-    }
-}
-
-static struct devices_job *job_new(struct http_request *req, struct app *app,
-                                   const struct auth_info *who)
-{
-    struct devices_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return NULL;
-    }
-    j->app = app;
-    j->who = *who;
-    return j;
-}
-
-static void job_start(struct http_request *req, struct devices_job *j, http_work_fn work,
-                      http_done_fn done)
-{
-    enum parley_err err = http_request_work(req, work, done, j);
-    if (err) {
-        respond_failure(req, err);
-        job_free(j);
-    }
+    struct devices_job *j = p;
+    free(j->devs);
+    free(j);
 }
 
 /* ---- GET /v1/devices ---- */
@@ -61,7 +37,7 @@ static void job_start(struct http_request *req, struct devices_job *j, http_work
 static void list_work(void *p)
 {
     struct devices_job *j = p;
-    j->err = store_device_list(j->app->store, j->who.user_id, &j->devs, &j->n);
+    j->err = store_device_list(j->base.app->store, j->base.who.user_id, &j->devs, &j->n);
 }
 
 static json_t *devices_json(const struct devices_job *j)
@@ -75,7 +51,7 @@ static json_t *devices_json(const struct devices_job *j)
         json_t *e = json_pack("{s:s, s:o, s:I, s:I, s:b}", "device_id", d->id, "name",
                               d->name[0] ? json_string(d->name) : json_null(), "created_at",
                               (json_int_t)d->created_at, "last_seen", (json_int_t)d->last_seen,
-                              "current", strcmp(d->id, j->who.device_id) == 0);
+                              "current", strcmp(d->id, j->base.who.device_id) == 0);
         if (!e || json_array_append_new(arr, e) != 0)
             goto fail;
     }
@@ -99,16 +75,16 @@ static void list_done(struct http_request *req, void *p)
         else
             respond_failure(req, PARLEY_ERR_NOMEM);
     }
-    job_free(j);
+    api_job_free(j);
 }
 
 static void list_authed(struct http_request *req, struct app *app, const struct auth_info *who,
                         void *arg)
 {
     (void)arg;
-    struct devices_job *j = job_new(req, app, who);
+    struct devices_job *j = api_job_new(req, sizeof *j, app, who, job_release);
     if (j)
-        job_start(req, j, list_work, list_done);
+        api_job_start(req, j, list_work, list_done);
 }
 
 static void h_list(struct http_request *req, void *ctx)
@@ -121,7 +97,7 @@ static void h_list(struct http_request *req, void *ctx)
 static void delete_work(void *p)
 {
     struct devices_job *j = p;
-    j->err = store_device_delete(j->app->store, j->who.user_id, j->target);
+    j->err = store_device_delete(j->base.app->store, j->base.who.user_id, j->target);
 }
 
 static void delete_done(struct http_request *req, void *p)
@@ -132,12 +108,12 @@ static void delete_done(struct http_request *req, void *p)
     } else if (j->err) {
         respond_failure(req, j->err);
     } else {
-        accounts_log_event(LOG_INFO, "device_revoked", j->who.user_id, j->target,
-                           strcmp(j->target, j->who.device_id) == 0 ? "self" : NULL);
-        (void)stream_disconnect_device(j->app->stream, j->target); /* committed: P5 */
+        accounts_log_event(LOG_INFO, "device_revoked", j->base.who.user_id, j->target,
+                           strcmp(j->target, j->base.who.device_id) == 0 ? "self" : NULL);
+        (void)stream_disconnect_device(j->base.app->stream, j->target); /* committed: P5 */
         respond_no_content(req);
     }
-    job_free(j);
+    api_job_free(j);
 }
 
 static void delete_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -149,11 +125,11 @@ static void delete_authed(struct http_request *req, struct app *app, const struc
         http_respond_error(req, 404, "not_found", "no such device");
         return;
     }
-    struct devices_job *j = job_new(req, app, who);
+    struct devices_job *j = api_job_new(req, sizeof *j, app, who, job_release);
     if (!j)
         return;
     memcpy(j->target, id, STORE_ID_LEN + 1);
-    job_start(req, j, delete_work, delete_done);
+    api_job_start(req, j, delete_work, delete_done);
 }
 
 static void h_delete(struct http_request *req, void *ctx)

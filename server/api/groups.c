@@ -22,6 +22,7 @@
 #include "body.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "json_input.h"
 #include "respond.h"
 #include "store/store.h"
@@ -29,8 +30,7 @@
 typedef char username_t[ACCOUNTS_USERNAME_MAX + 1];
 
 struct groups_job {
-    struct app *app;
-    struct auth_info who;
+    struct api_job base; /* app, who */
     int64_t now;
     char group_id[STORE_ID_LEN + 1];
     char name[STORE_GROUP_NAME_MAX + 1];
@@ -52,27 +52,21 @@ struct groups_job {
     json_t *out; /* answer body; NULL with status 204 */
 };
 
-static void job_free(struct groups_job *j)
+static void job_release(void *p)
 {
-    if (j) {
-        free(j->usernames);
-        free(j->members);
-        json_decref(j->out);
-        free(j);
-    }
+    struct groups_job *j = p;
+    free(j->usernames);
+    free(j->members);
+    json_decref(j->out);
+    free(j);
 }
 
 static struct groups_job *job_new(struct http_request *req, struct app *app,
                                   const struct auth_info *who)
 {
-    struct groups_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return NULL;
-    }
-    j->app = app;
-    j->who = *who;
-    j->now = clock_now_s();
+    struct groups_job *j = api_job_new(req, sizeof *j, app, who, job_release);
+    if (j)
+        j->now = clock_now_s();
     return j;
 }
 
@@ -89,16 +83,7 @@ static void job_done(struct http_request *req, void *p)
         respond_json(req, j->status, j->out);
         j->out = NULL;
     }
-    job_free(j);
-}
-
-static void job_start(struct http_request *req, struct groups_job *j, http_work_fn work)
-{
-    enum parley_err err = http_request_work(req, work, job_done, j);
-    if (err) {
-        respond_failure(req, err);
-        job_free(j);
-    }
+    api_job_free(j);
 }
 
 __attribute__((format(printf, 4, 5))) static void refuse(struct groups_job *j, int status,
@@ -148,7 +133,7 @@ static enum parley_err load(struct groups_job *j)
     free(j->members);
     j->members = NULL;
     j->n_members = 0;
-    return store_group_get(j->app->store, j->group_id, &j->g, &j->members, &j->n_members);
+    return store_group_get(j->base.app->store, j->group_id, &j->g, &j->members, &j->n_members);
 }
 
 static struct store_group_member *find_user(struct groups_job *j, const char *user_id)
@@ -189,7 +174,7 @@ static struct store_group_member *load_as_member(struct groups_job *j)
     }
     if (j->err)
         return NULL;
-    me = find_user(j, j->who.user_id);
+    me = find_user(j, j->base.who.user_id);
     if (!me)
         not_found(j); /* P20 and no probing: a non-member cannot tell the group exists */
     return me;
@@ -231,15 +216,6 @@ static bool valid_username(const char *s)
     return s && n <= ACCOUNTS_USERNAME_MAX && accounts_validate_username(s, n);
 }
 
-static void input_failed(struct http_request *req, enum parley_err err,
-                         const struct json_input_error *ierr)
-{
-    if (err == PARLEY_ERR_INVAL)
-        respond_input_error(req, ierr);
-    else
-        respond_failure(req, err);
-}
-
 /* The {id} path parameter, or a 404 answer (false). */
 static bool group_param(struct http_request *req, struct groups_job *j)
 {
@@ -265,13 +241,13 @@ static void create_work(void *p)
         j->err = PARLEY_ERR_NOMEM;
         return;
     }
-    memcpy(m[0].user_id, j->who.user_id, sizeof m[0].user_id);
+    memcpy(m[0].user_id, j->base.who.user_id, sizeof m[0].user_id);
     m[0].admin = true;
     m[0].joined_at = j->now;
     for (size_t i = 0; i < j->n_usernames; i++) {
         struct store_user u;
-        j->err = store_user_get_by_username(j->app->store, j->usernames[i], &u);
-        if (j->err == PARLEY_OK && strcmp(u.id, j->who.user_id) != 0) {
+        j->err = store_user_get_by_username(j->base.app->store, j->usernames[i], &u);
+        if (j->err == PARLEY_OK && strcmp(u.id, j->base.who.user_id) != 0) {
             memcpy(m[n].user_id, u.id, sizeof m[n].user_id);
             m[n].joined_at = j->now;
             n++;
@@ -295,7 +271,7 @@ static void create_work(void *p)
     memcpy(j->g.name, j->name, sizeof j->g.name);
     j->g.created_at = j->now;
     j->g.updated_at = j->now;
-    j->err = store_group_create(j->app->store, &j->g, m, n);
+    j->err = store_group_create(j->base.app->store, &j->g, m, n);
     if (j->err == PARLEY_ERR_NOTFOUND) { /* a member was deleted meanwhile */
         j->err = PARLEY_OK;
         refuse(j, 404, "user_not_found", "a member does not exist");
@@ -380,11 +356,11 @@ static void create_authed(struct http_request *req, struct app *app, const struc
     if (!j)
         return;
     if ((err = decode_create(req, j, &ierr))) {
-        input_failed(req, err, &ierr);
-        job_free(j);
+        respond_decode_failure(req, err, &ierr);
+        api_job_free(j);
         return;
     }
-    job_start(req, j, create_work);
+    api_job_start(req, j, create_work, job_done);
 }
 
 static void h_create(struct http_request *req, void *ctx)
@@ -406,7 +382,7 @@ static void list_work(void *p)
         j->err = PARLEY_ERR_NOMEM;
         goto out;
     }
-    j->err = store_group_list(j->app->store, j->who.user_id, &list, &n);
+    j->err = store_group_list(j->base.app->store, j->base.who.user_id, &list, &n);
     for (size_t i = 0; i < n && !j->err; i++) {
         memcpy(j->group_id, list[i].id, sizeof j->group_id);
         j->err = load(j);
@@ -430,7 +406,7 @@ static void list_authed(struct http_request *req, struct app *app, const struct 
     struct groups_job *j = job_new(req, app, who);
     (void)arg;
     if (j)
-        job_start(req, j, list_work);
+        api_job_start(req, j, list_work, job_done);
 }
 
 static void h_list(struct http_request *req, void *ctx)
@@ -460,10 +436,10 @@ static void get_authed(struct http_request *req, struct app *app, const struct a
     if (!j)
         return;
     if (!group_param(req, j)) {
-        job_free(j);
+        api_job_free(j);
         return;
     }
-    job_start(req, j, get_work);
+    api_job_start(req, j, get_work, job_done);
 }
 
 static void h_get(struct http_request *req, void *ctx)
@@ -484,7 +460,7 @@ static void rename_work(void *p)
         refuse(j, 403, "not_admin", "only an admin of the group may rename it");
         return;
     }
-    j->err = store_group_rename(j->app->store, j->group_id, j->name, j->now);
+    j->err = store_group_rename(j->base.app->store, j->group_id, j->name, j->now);
     if (j->err == PARLEY_ERR_NOTFOUND) {
         j->err = PARLEY_OK;
         not_found(j);
@@ -508,20 +484,18 @@ static void rename_authed(struct http_request *req, struct app *app, const struc
         return;
     if (!group_param(req, j))
         goto fail;
-    err = body_parse(req->body, req->body_len, &root, &ierr);
-    if (!err)
-        err = body_fields(root, NULL, fields, 1, v, &ierr);
+    err = body_decode(req->body, req->body_len, fields, 1, &root, v, &ierr);
     if (!err && !decode_name(v[0], j->name, &ierr))
         err = PARLEY_ERR_INVAL;
     json_decref(root);
     if (err) {
-        input_failed(req, err, &ierr);
+        respond_decode_failure(req, err, &ierr);
         goto fail;
     }
-    job_start(req, j, rename_work);
+    api_job_start(req, j, rename_work, job_done);
     return;
 fail:
-    job_free(j);
+    api_job_free(j);
 }
 
 static void h_rename(struct http_request *req, void *ctx)
@@ -554,7 +528,7 @@ static void add_work(void *p)
             return;
         }
     } else {
-        j->err = store_user_get_by_username(j->app->store, j->target, &u);
+        j->err = store_user_get_by_username(j->base.app->store, j->target, &u);
         if (j->err == PARLEY_OK)
             memcpy(m.user_id, u.id, sizeof m.user_id);
         sodium_memzero(&u, sizeof u);
@@ -567,7 +541,7 @@ static void add_work(void *p)
             return;
         m.admin = j->has_admin && j->admin;
     }
-    j->err = store_group_member_set(j->app->store, j->group_id, &m, j->now);
+    j->err = store_group_member_set(j->base.app->store, j->group_id, &m, j->now);
     if (j->err == PARLEY_ERR_LIMIT) {
         j->err = PARLEY_OK;
         refuse(j, 409, "group_full", "a group has at most %u members",
@@ -600,9 +574,7 @@ static void add_authed(struct http_request *req, struct app *app, const struct a
         return;
     if (!group_param(req, j))
         goto fail;
-    err = body_parse(req->body, req->body_len, &root, &ierr);
-    if (!err)
-        err = body_fields(root, NULL, fields, 2, v, &ierr);
+    err = body_decode(req->body, req->body_len, fields, 2, &root, v, &ierr);
     if (!err) {
         const char *s = json_string_value(v[0]);
         if (json_string_length(v[0]) != strlen(s) || !valid_username(s)) {
@@ -616,13 +588,13 @@ static void add_authed(struct http_request *req, struct app *app, const struct a
     }
     json_decref(root);
     if (err) {
-        input_failed(req, err, &ierr);
+        respond_decode_failure(req, err, &ierr);
         goto fail;
     }
-    job_start(req, j, add_work);
+    api_job_start(req, j, add_work, job_done);
     return;
 fail:
-    job_free(j);
+    api_job_free(j);
 }
 
 static void h_add(struct http_request *req, void *ctx)
@@ -650,7 +622,7 @@ static void remove_work(void *p)
         refuse(j, 404, "not_member", "this user is not a member of the group");
         return;
     }
-    j->err = store_group_member_remove(j->app->store, j->group_id, target->user_id, j->now);
+    j->err = store_group_member_remove(j->base.app->store, j->group_id, target->user_id, j->now);
     if (j->err == PARLEY_ERR_NOTFOUND) { /* removed meanwhile */
         j->err = PARLEY_OK;
         refuse(j, 404, "not_member", "this user is not a member of the group");
@@ -671,7 +643,7 @@ static void remove_work(void *p)
     if (j->n_members > 0 && count_admins(j) == 0) {
         struct store_group_member heir = j->members[0];
         heir.admin = true;
-        j->err = store_group_member_set(j->app->store, j->group_id, &heir, j->now);
+        j->err = store_group_member_set(j->base.app->store, j->group_id, &heir, j->now);
         if (j->err)
             return;
     }
@@ -691,12 +663,12 @@ static void remove_authed(struct http_request *req, struct app *app, const struc
     if (!j)
         return;
     if (!group_param(req, j)) {
-        job_free(j);
+        api_job_free(j);
         return;
     }
     if (valid_username(name))
         snprintf(j->target, sizeof j->target, "%s", name);
-    job_start(req, j, remove_work);
+    api_job_start(req, j, remove_work, job_done);
 }
 
 static void h_remove(struct http_request *req, void *ctx)

@@ -1,119 +1,32 @@
 /*
  * json_input.c — strict request-body decoders; see json_input.h.
  *
- * One generic pass (decode_object) checks the JSON, the object shape, the allow-list,
- * types and presence from a small table per body; the per-body functions then apply the
- * field rules. Every string copied out has been length-checked first, so no copy ever
- * truncates.
+ * One generic pass (decode_object: body.h's body_decode) checks the JSON, the object
+ * shape, the allow-list, types and presence from a small table per body; the per-body
+ * functions then apply the field rules. Every string copied out has been
+ * length-checked first, so no copy ever truncates.
  */
 #include "json_input.h"
 
+#include "body.h"
+
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
-enum field_type {
-    F_STRING,         /* a string */
-    F_STRING_OR_NULL, /* a string or null */
-};
-
-struct field_spec {
-    const char *name;
-    enum field_type type;
-    bool required;
-};
-
-#define MAX_FIELDS 8
-
-__attribute__((format(printf, 3, 4))) static void set_err(struct json_input_error *err,
-                                                          const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    err->status = 400;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-}
-
-/* A field name is echoed in messages only if it is short and plain. */
-static const char *printable_name(const char *k)
-{
-    size_t n = strlen(k);
-    if (n == 0 || n > 32)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
-              (k[i] >= '0' && k[i] <= '9') || k[i] == '_' || k[i] == '-'))
-            return NULL;
-    return k;
-}
-
 /* Parse body into *root_out and fill vals[i] (borrowed from root; NULL when absent) for
- * specs[i]. PARLEY_ERR_INVAL with *err on any problem. */
+ * specs[i] (body.h's body_decode). PARLEY_ERR_INVAL with *err on any problem (*root_out
+ * is then NULL). */
 static enum parley_err decode_object(const uint8_t *body, size_t len,
-                                     const struct field_spec *specs, size_t n, json_t **root_out,
+                                     const struct body_field *specs, size_t n, json_t **root_out,
                                      json_t **vals, struct json_input_error *err)
 {
-    json_error_t jerr;
-    json_t *root = NULL;
-    const char *key;
-    json_t *v;
-
-    if (!body || len == 0) {
-        set_err(err, "invalid_json", "request body must be a JSON object");
-        return PARLEY_ERR_INVAL;
+    enum parley_err rc = body_decode(body, len, specs, n, root_out, vals, err);
+    if (rc) {
+        json_decref(*root_out);
+        *root_out = NULL;
     }
-    root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root) {
-        set_err(err, "invalid_json", "malformed JSON");
-        return PARLEY_ERR_INVAL;
-    }
-    if (!json_is_object(root)) {
-        set_err(err, "invalid_body", "request body must be a JSON object");
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++)
-        vals[i] = NULL;
-    json_object_foreach(root, key, v)
-    {
-        size_t i = 0;
-        while (i < n && strcmp(specs[i].name, key) != 0)
-            i++;
-        if (i == n) {
-            const char *shown = printable_name(key);
-            if (shown)
-                set_err(err, "unknown_field", "unknown field \"%s\"", shown);
-            else
-                set_err(err, "unknown_field", "unknown field");
-            goto fail;
-        }
-        vals[i] = v;
-    }
-    for (size_t i = 0; i < n; i++) {
-        v = vals[i];
-        if (!v)
-            continue;
-        bool ok = json_is_string(v) || (specs[i].type == F_STRING_OR_NULL && json_is_null(v));
-        if (!ok) {
-            set_err(err, "invalid_type", "field \"%s\" must be a string%s", specs[i].name,
-                    specs[i].type == F_STRING ? "" : " or null");
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (specs[i].required && !vals[i]) {
-            set_err(err, "missing_field", "field \"%s\" is required", specs[i].name);
-            goto fail;
-        }
-    }
-    *root_out = root;
-    return PARLEY_OK;
-fail:
-    json_decref(root);
-    return PARLEY_ERR_INVAL;
+    return rc;
 }
 
 /* Copy a checked string (len < cap). */
@@ -150,9 +63,10 @@ enum parley_err json_input_account_create(const uint8_t *body, size_t len, int64
                                           struct json_account_create *out,
                                           struct json_input_error *err)
 {
-    static const struct field_spec specs[] = {
-        {"username", F_STRING, true}, {"name", F_STRING, true},    {"dob", F_STRING, true},
-        {"password", F_STRING, true}, {"region", F_STRING, false}, {"gender", F_STRING, false},
+    static const struct body_field specs[] = {
+        {"username", BODY_STRING, true}, {"name", BODY_STRING, true},
+        {"dob", BODY_STRING, true},      {"password", BODY_STRING, true},
+        {"region", BODY_STRING, false},  {"gender", BODY_STRING, false},
     };
     enum { USERNAME, NAME, DOB, PASSWORD, REGION, GENDER, N };
     json_t *vals[N], *root = NULL;
@@ -164,15 +78,15 @@ enum parley_err json_input_account_create(const uint8_t *body, size_t len, int64
 
     if (!accounts_validate_username(json_string_value(vals[USERNAME]),
                                     json_string_length(vals[USERNAME]))) {
-        set_err(err, "invalid_username",
-                "username must be 3 to 32 characters of a-z, 0-9, '_' and '.'");
+        body_error(err, "invalid_username",
+                   "username must be 3 to 32 characters of a-z, 0-9, '_' and '.'");
         goto out;
     }
     copy_str(out->username, sizeof out->username, vals[USERNAME]);
 
     if (!check_text(vals[NAME], ACCOUNTS_NAME_MAX_CHARS)) {
-        set_err(err, "invalid_name",
-                "name must be 1 to 64 characters of UTF-8 text without control characters");
+        body_error(err, "invalid_name",
+                   "name must be 1 to 64 characters of UTF-8 text without control characters");
         goto out;
     }
     copy_str(out->name, sizeof out->name, vals[NAME]);
@@ -180,14 +94,14 @@ enum parley_err json_input_account_create(const uint8_t *body, size_t len, int64
     if (!accounts_date_parse(json_string_value(vals[DOB]), json_string_length(vals[DOB]),
                              &out->dob_date) ||
         !accounts_dob_in_range(&out->dob_date, now_s)) {
-        set_err(err, "invalid_date",
-                "dob must be a real date YYYY-MM-DD, not before 1900 and not in the future");
+        body_error(err, "invalid_date",
+                   "dob must be a real date YYYY-MM-DD, not before 1900 and not in the future");
         goto out;
     }
     copy_str(out->dob, sizeof out->dob, vals[DOB]);
 
     if (!accounts_validate_password_len(json_string_length(vals[PASSWORD]))) {
-        set_err(err, "invalid_password", "password must be 8 to 256 bytes");
+        body_error(err, "invalid_password", "password must be 8 to 256 bytes");
         goto out;
     }
     copy_str(out->password, sizeof out->password, vals[PASSWORD]);
@@ -195,17 +109,17 @@ enum parley_err json_input_account_create(const uint8_t *body, size_t len, int64
 
     if (vals[REGION]) {
         if (!check_region(vals[REGION])) {
-            set_err(err, "invalid_region",
-                    "region must be an ISO 3166-1 alpha-2 code in uppercase");
+            body_error(err, "invalid_region",
+                       "region must be an ISO 3166-1 alpha-2 code in uppercase");
             goto out;
         }
         copy_str(out->region, sizeof out->region, vals[REGION]);
     }
     if (vals[GENDER]) {
         if (!check_text(vals[GENDER], ACCOUNTS_GENDER_MAX_CHARS)) {
-            set_err(err, "invalid_gender",
-                    "gender must be 1 to 32 characters of UTF-8 text without control "
-                    "characters");
+            body_error(err, "invalid_gender",
+                       "gender must be 1 to 32 characters of UTF-8 text without control "
+                       "characters");
             goto out;
         }
         copy_str(out->gender, sizeof out->gender, vals[GENDER]);
@@ -223,10 +137,10 @@ enum parley_err json_input_session_create(const uint8_t *body, size_t len,
                                           struct json_session_create *out,
                                           struct json_input_error *err)
 {
-    static const struct field_spec specs[] = {
-        {"username", F_STRING, true},
-        {"password", F_STRING, true},
-        {"device_name", F_STRING, false},
+    static const struct body_field specs[] = {
+        {"username", BODY_STRING, true},
+        {"password", BODY_STRING, true},
+        {"device_name", BODY_STRING, false},
     };
     enum { USERNAME, PASSWORD, DEVICE, N };
     json_t *vals[N], *root = NULL;
@@ -238,7 +152,7 @@ enum parley_err json_input_session_create(const uint8_t *body, size_t len,
 
     size_t ulen = json_string_length(vals[USERNAME]);
     if (ulen == 0 || ulen > JSON_LOGIN_USERNAME_MAX) {
-        set_err(err, "invalid_username", "username must be 1 to 256 bytes");
+        body_error(err, "invalid_username", "username must be 1 to 256 bytes");
         goto out;
     }
     copy_str(out->username, sizeof out->username, vals[USERNAME]);
@@ -247,7 +161,7 @@ enum parley_err json_input_session_create(const uint8_t *body, size_t len,
 
     size_t plen = json_string_length(vals[PASSWORD]);
     if (plen == 0 || plen > ACCOUNTS_PASSWORD_MAX) {
-        set_err(err, "invalid_password", "password must be 1 to 256 bytes");
+        body_error(err, "invalid_password", "password must be 1 to 256 bytes");
         goto out;
     }
     copy_str(out->password, sizeof out->password, vals[PASSWORD]);
@@ -255,9 +169,9 @@ enum parley_err json_input_session_create(const uint8_t *body, size_t len,
 
     if (vals[DEVICE]) {
         if (!check_text(vals[DEVICE], ACCOUNTS_DEVICE_NAME_MAX_CHARS)) {
-            set_err(err, "invalid_device_name",
-                    "device_name must be 1 to 64 characters of UTF-8 text without control "
-                    "characters");
+            body_error(err, "invalid_device_name",
+                       "device_name must be 1 to 64 characters of UTF-8 text without control "
+                       "characters");
             goto out;
         }
         copy_str(out->device_name, sizeof out->device_name, vals[DEVICE]);
@@ -274,10 +188,10 @@ out:
 enum parley_err json_input_me_patch(const uint8_t *body, size_t len, struct json_me_patch *out,
                                     struct json_input_error *err)
 {
-    static const struct field_spec specs[] = {
-        {"name", F_STRING, false},
-        {"region", F_STRING_OR_NULL, false},
-        {"gender", F_STRING_OR_NULL, false},
+    static const struct body_field specs[] = {
+        {"name", BODY_STRING, false},
+        {"region", BODY_STRING_OR_NULL, false},
+        {"gender", BODY_STRING_OR_NULL, false},
     };
     enum { NAME, REGION, GENDER, N };
     json_t *vals[N], *root = NULL;
@@ -289,9 +203,9 @@ enum parley_err json_input_me_patch(const uint8_t *body, size_t len, struct json
 
     if (vals[NAME]) {
         if (!check_text(vals[NAME], ACCOUNTS_NAME_MAX_CHARS)) {
-            set_err(err, "invalid_name",
-                    "name must be 1 to 64 characters of UTF-8 text without control "
-                    "characters");
+            body_error(err, "invalid_name",
+                       "name must be 1 to 64 characters of UTF-8 text without control "
+                       "characters");
             goto out;
         }
         copy_str(out->name, sizeof out->name, vals[NAME]);
@@ -300,8 +214,8 @@ enum parley_err json_input_me_patch(const uint8_t *body, size_t len, struct json
     if (vals[REGION]) {
         if (json_is_string(vals[REGION])) {
             if (!check_region(vals[REGION])) {
-                set_err(err, "invalid_region",
-                        "region must be an ISO 3166-1 alpha-2 code in uppercase, or null");
+                body_error(err, "invalid_region",
+                           "region must be an ISO 3166-1 alpha-2 code in uppercase, or null");
                 goto out;
             }
             copy_str(out->region, sizeof out->region, vals[REGION]);
@@ -311,9 +225,9 @@ enum parley_err json_input_me_patch(const uint8_t *body, size_t len, struct json
     if (vals[GENDER]) {
         if (json_is_string(vals[GENDER])) {
             if (!check_text(vals[GENDER], ACCOUNTS_GENDER_MAX_CHARS)) {
-                set_err(err, "invalid_gender",
-                        "gender must be 1 to 32 characters of UTF-8 text without control "
-                        "characters, or null");
+                body_error(err, "invalid_gender",
+                           "gender must be 1 to 32 characters of UTF-8 text without control "
+                           "characters, or null");
                 goto out;
             }
             copy_str(out->gender, sizeof out->gender, vals[GENDER]);

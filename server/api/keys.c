@@ -29,14 +29,14 @@
 #include "body.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "parley/x3dh.h"
 #include "ratelimit.h"
 #include "respond.h"
 #include "store/store.h"
 
 struct keys_job {
-    struct app *app;
-    struct auth_info who;
+    struct api_job base; /* app, who */
     enum parley_err err;
     /* PUT: the decoded upload; bad_code set by the checks on the thread pool */
     struct store_keys_upload up;
@@ -52,36 +52,12 @@ struct keys_job {
     size_t n_bundles;
 };
 
-static void job_free(struct keys_job *j)
+static void job_release(void *p)
 {
-    if (j) {
-        free(j->bundles);
-        sodium_memzero(j, sizeof *j);
-        free(j);
-    }
-}
-
-static struct keys_job *job_new(struct http_request *req, struct app *app,
-                                const struct auth_info *who)
-{
-    struct keys_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return NULL;
-    }
-    j->app = app;
-    j->who = *who;
-    return j;
-}
-
-static void job_start(struct http_request *req, struct keys_job *j, http_work_fn work,
-                      http_done_fn done)
-{
-    enum parley_err err = http_request_work(req, work, done, j);
-    if (err) {
-        respond_failure(req, err);
-        job_free(j);
-    }
+    struct keys_job *j = p;
+    free(j->bundles);
+    sodium_memzero(j, sizeof *j);
+    free(j);
 }
 
 static json_t *stock_json(size_t stock)
@@ -235,11 +211,11 @@ static void put_work(void *p)
 
     if (!check_keys(j))
         return;
-    j->up.user_id = j->who.user_id;
-    j->up.device_id = j->who.device_id;
+    j->up.user_id = j->base.who.user_id;
+    j->up.device_id = j->base.who.device_id;
     j->up.onetime = j->opks;
     j->up.now = clock_now_s();
-    j->err = store_keys_put(j->app->store, &j->up, &j->stock);
+    j->err = store_keys_put(j->base.app->store, &j->up, &j->stock);
 }
 
 static void put_done(struct http_request *req, void *p)
@@ -264,7 +240,7 @@ static void put_done(struct http_request *req, void *p)
         respond_failure(req, j->err);
     else
         respond_json(req, 200, stock_json(j->stock));
-    job_free(j);
+    api_job_free(j);
 }
 
 static void put_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -272,21 +248,18 @@ static void put_authed(struct http_request *req, struct app *app, const struct a
 {
     struct json_input_error ierr;
     enum parley_err err;
-    struct keys_job *j = job_new(req, app, who);
+    struct keys_job *j = api_job_new(req, sizeof *j, app, who, job_release);
 
     (void)arg;
     if (!j)
         return;
     err = decode_upload(req, j, &ierr);
     if (err) {
-        if (err == PARLEY_ERR_INVAL)
-            respond_input_error(req, &ierr);
-        else
-            respond_failure(req, err);
-        job_free(j);
+        respond_decode_failure(req, err, &ierr);
+        api_job_free(j);
         return;
     }
-    job_start(req, j, put_work, put_done);
+    api_job_start(req, j, put_work, put_done);
 }
 
 static void h_put(struct http_request *req, void *ctx)
@@ -299,7 +272,7 @@ static void h_put(struct http_request *req, void *ctx)
 static void stock_work(void *p)
 {
     struct keys_job *j = p;
-    j->err = store_keys_stock(j->app->store, j->who.device_id, &j->stock);
+    j->err = store_keys_stock(j->base.app->store, j->base.who.device_id, &j->stock);
 }
 
 static void stock_done(struct http_request *req, void *p)
@@ -309,16 +282,16 @@ static void stock_done(struct http_request *req, void *p)
         respond_failure(req, j->err);
     else
         respond_json(req, 200, stock_json(j->stock));
-    job_free(j);
+    api_job_free(j);
 }
 
 static void stock_authed(struct http_request *req, struct app *app, const struct auth_info *who,
                          void *arg)
 {
-    struct keys_job *j = job_new(req, app, who);
+    struct keys_job *j = api_job_new(req, sizeof *j, app, who, job_release);
     (void)arg;
     if (j)
-        job_start(req, j, stock_work, stock_done);
+        api_job_start(req, j, stock_work, stock_done);
 }
 
 static void h_stock(struct http_request *req, void *ctx)
@@ -332,12 +305,13 @@ static void fetch_work(void *p)
 {
     struct keys_job *j = p;
 
-    j->err = store_user_get_by_username(j->app->store, j->username, &j->user);
+    j->err = store_user_get_by_username(j->base.app->store, j->username, &j->user);
     if (j->err)
         return;
     /* The asking device is never sent its own bundle (nor uses up its prekeys). */
-    j->err = store_keys_take_bundles(j->app->store, j->user.id, j->device[0] ? j->device : NULL,
-                                     j->who.device_id, &j->bundles, &j->n_bundles);
+    j->err =
+        store_keys_take_bundles(j->base.app->store, j->user.id, j->device[0] ? j->device : NULL,
+                                j->base.who.device_id, &j->bundles, &j->n_bundles);
 }
 
 static json_t *bundle_json(const struct store_bundle *b)
@@ -386,7 +360,7 @@ static void fetch_done(struct http_request *req, void *p)
         else
             respond_failure(req, PARLEY_ERR_NOMEM);
     }
-    job_free(j);
+    api_job_free(j);
 }
 
 /* The query: nothing, or exactly "device=<id>". 0, or -1 (unknown parameter) or -2 (bad
@@ -435,12 +409,12 @@ static void fetch_authed(struct http_request *req, struct app *app, const struct
         http_respond_error(req, 404, "no_keys", "no keys for this user or device");
         return;
     }
-    j = job_new(req, app, who);
+    j = api_job_new(req, sizeof *j, app, who, job_release);
     if (!j)
         return;
     snprintf(j->username, sizeof j->username, "%s", name);
     memcpy(j->device, device, sizeof device);
-    job_start(req, j, fetch_work, fetch_done);
+    api_job_start(req, j, fetch_work, fetch_done);
 }
 
 static void h_fetch(struct http_request *req, void *ctx)

@@ -17,12 +17,12 @@
 #include "body.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "respond.h"
 #include "store/store.h"
 
 struct policy_job {
-    struct app *app;
-    struct auth_info who;
+    struct api_job base; /* app, who (POST only) */
     enum parley_err err;
     struct store_policy_meta meta;
     char *text;
@@ -31,22 +31,11 @@ struct policy_job {
     int64_t now;
 };
 
-static void job_free(struct policy_job *j)
+static void job_release(void *p)
 {
-    if (j) {
-        free(j->text);
-        free(j);
-    }
-}
-
-static void start(struct http_request *req, struct policy_job *j, http_work_fn work,
-                  http_done_fn done)
-{
-    enum parley_err err = http_request_work(req, work, done, j);
-    if (err) {
-        respond_failure(req, err);
-        job_free(j);
-    }
+    struct policy_job *j = p;
+    free(j->text);
+    free(j);
 }
 
 /* ---- GET /v1/policy ---- */
@@ -54,9 +43,9 @@ static void start(struct http_request *req, struct policy_job *j, http_work_fn w
 static void get_work(void *p)
 {
     struct policy_job *j = p;
-    j->err = store_policy_latest(j->app->store, false, &j->meta);
+    j->err = store_policy_latest(j->base.app->store, false, &j->meta);
     if (!j->err)
-        j->err = store_policy_text(j->app->store, j->meta.seq, &j->text, &j->len);
+        j->err = store_policy_text(j->base.app->store, j->meta.seq, &j->text, &j->len);
 }
 
 static void get_done(struct http_request *req, void *p)
@@ -71,18 +60,14 @@ static void get_done(struct http_request *req, void *p)
                      json_pack("{s:s, s:b, s:I, s:s%}", "version", j->meta.version, "material",
                                j->meta.material, "published_at", (json_int_t)j->meta.published_at,
                                "text", j->text, j->len));
-    job_free(j);
+    api_job_free(j);
 }
 
 static void h_get(struct http_request *req, void *ctx)
 {
-    struct policy_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return;
-    }
-    j->app = ctx;
-    start(req, j, get_work, get_done);
+    struct policy_job *j = api_job_new(req, sizeof *j, ctx, NULL, job_release);
+    if (j)
+        api_job_start(req, j, get_work, get_done);
 }
 
 /* ---- POST /v1/policy/accept ---- */
@@ -91,7 +76,7 @@ static void accept_work(void *p)
 {
     struct policy_job *j = p;
     j->now = clock_now_s();
-    j->err = store_policy_accept(j->app->store, j->who.user_id, j->version, j->now);
+    j->err = store_policy_accept(j->base.app->store, j->base.who.user_id, j->version, j->now);
 }
 
 static void accept_done(struct http_request *req, void *p)
@@ -104,7 +89,7 @@ static void accept_done(struct http_request *req, void *p)
     else
         respond_json(req, 200, json_pack("{s:s, s:I}", "version", j->version, "accepted_at",
                                          (json_int_t)j->now));
-    job_free(j);
+    api_job_free(j);
 }
 
 static void accept_authed(struct http_request *req, struct app *app, const struct auth_info *who,
@@ -114,14 +99,10 @@ static void accept_authed(struct http_request *req, struct app *app, const struc
     struct json_input_error ierr;
     json_t *root = NULL, *v[1];
     (void)arg;
-    enum parley_err err = body_parse(req->body, req->body_len, &root, &ierr);
-    if (!err)
-        err = body_fields(root, NULL, fields, 1, v, &ierr);
+    enum parley_err err =
+        body_decode(req->body, req->body_len, fields, 1, &root, v, &ierr);
     if (err) {
-        if (err == PARLEY_ERR_INVAL)
-            respond_input_error(req, &ierr);
-        else
-            respond_failure(req, err);
+        respond_decode_failure(req, err, &ierr);
         json_decref(root);
         return;
     }
@@ -132,17 +113,14 @@ static void accept_authed(struct http_request *req, struct app *app, const struc
         http_respond_error(req, 400, "invalid_version", "version must be 1 to 32 bytes");
         return;
     }
-    struct policy_job *j = calloc(1, sizeof *j);
+    struct policy_job *j = api_job_new(req, sizeof *j, app, who, job_release);
     if (!j) {
         json_decref(root);
-        respond_failure(req, PARLEY_ERR_NOMEM);
         return;
     }
-    j->app = app;
-    j->who = *who;
     memcpy(j->version, ver, n + 1);
     json_decref(root);
-    start(req, j, accept_work, accept_done);
+    api_job_start(req, j, accept_work, accept_done);
 }
 
 static void h_accept(struct http_request *req, void *ctx)

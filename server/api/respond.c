@@ -28,6 +28,15 @@ void respond_input_error(struct http_request *req, const struct json_input_error
                        err->message);
 }
 
+void respond_decode_failure(struct http_request *req, enum parley_err err,
+                            const struct json_input_error *ierr)
+{
+    if (err == PARLEY_ERR_INVAL)
+        respond_input_error(req, ierr);
+    else
+        respond_failure(req, err);
+}
+
 void respond_rate_limited(struct http_request *req, uint32_t retry_after_s)
 {
     static const char body[] =

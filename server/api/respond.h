@@ -18,6 +18,10 @@ struct json_t; /* jansson's json_t */
 void respond_json(struct http_request *req, int status, struct json_t *body);
 /* Answer a decoder's error. */
 void respond_input_error(struct http_request *req, const struct json_input_error *err);
+/* Answer a decoder's failure: its input error (ierr) for PARLEY_ERR_INVAL, else as
+ * respond_failure(). */
+void respond_decode_failure(struct http_request *req, enum parley_err err,
+                            const struct json_input_error *ierr);
 /* 429 rate_limited with a Retry-After header. */
 void respond_rate_limited(struct http_request *req, uint32_t retry_after_s);
 /* An unexpected failure: 503 unavailable for NOMEM/AGAIN/CLOSED (retry may work),

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "http_server.h"
+#include "job.h"
 #include "json_input.h"
 #include "password.h"
 #include "ratelimit.h"
@@ -28,7 +29,7 @@
 /* ---- POST /v1/sessions ---- */
 
 struct login_job {
-    struct app *app;
+    struct api_job base; /* app */
     struct json_session_create in;
     int64_t now;
     enum parley_err err;
@@ -37,25 +38,17 @@ struct login_job {
     char token[AUTH_TOKEN_TEXT_LEN + 1];
 };
 
-static void login_job_free(struct login_job *j)
-{
-    if (j) {
-        sodium_memzero(j, sizeof *j);
-        free(j);
-    }
-}
-
 static void login_work(void *p)
 {
     struct login_job *j = p;
-    const struct config *cfg = j->app->cfg;
+    const struct config *cfg = j->base.app->cfg;
     struct store_user u;
     uint8_t hash[STORE_TOKEN_HASH_BYTES];
     enum parley_err err = PARLEY_ERR_NOTFOUND;
 
     memset(&u, 0, sizeof u);
     if (j->in.username_valid)
-        err = store_user_get_by_username(j->app->store, j->in.username, &u);
+        err = store_user_get_by_username(j->base.app->store, j->in.username, &u);
     if (err == PARLEY_ERR_NOTFOUND) {
         password_verify_dummy(j->in.password, j->in.password_len, cfg->argon2_opslimit,
                               cfg->argon2_memlimit_kib);
@@ -80,7 +73,7 @@ static void login_work(void *p)
         .expires_at = j->now + cfg->session_ttl_s,
         .max_devices = cfg->max_devices,
     };
-    err = store_session_create(j->app->store, &sn, j->device_id);
+    err = store_session_create(j->base.app->store, &sn, j->device_id);
 out:
     if (err)
         sodium_memzero(j->token, sizeof j->token);
@@ -118,7 +111,7 @@ static void login_done(struct http_request *req, void *p)
         }
         sodium_memzero(body, sizeof body);
     }
-    login_job_free(j);
+    api_job_free(j);
 }
 
 static void h_login(struct http_request *req, void *ctx)
@@ -132,50 +125,36 @@ static void h_login(struct http_request *req, void *ctx)
         respond_rate_limited(req, retry);
         return;
     }
-    j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
+    j = api_job_new(req, sizeof *j, app, NULL, api_job_release_wiped);
+    if (!j)
         return;
-    }
-    j->app = app;
     j->now = clock_now_s();
     enum parley_err err = json_input_session_create(req->body, req->body_len, &j->in, &ierr);
-    if (err == PARLEY_ERR_INVAL) {
-        respond_input_error(req, &ierr);
-        goto fail;
-    }
     if (err) {
-        respond_failure(req, err);
+        respond_decode_failure(req, err, &ierr);
         goto fail;
     }
     if (!ratelimit_take(app->rl_login_account, j->in.username, &retry)) {
         respond_rate_limited(req, retry);
         goto fail;
     }
-    err = http_request_work(req, login_work, login_done, j);
-    if (err) {
-        respond_failure(req, err);
-        goto fail;
-    }
+    api_job_start(req, j, login_work, login_done);
     return;
 fail:
-    login_job_free(j);
+    api_job_free(j);
 }
 
 /* ---- DELETE /v1/sessions/current ---- */
 
 struct logout_job {
-    struct app *app;
-    uint8_t token_hash[STORE_TOKEN_HASH_BYTES];
-    char user_id[STORE_ID_LEN + 1];
-    char device_id[STORE_ID_LEN + 1];
+    struct api_job base; /* app, who */
     enum parley_err err;
 };
 
 static void logout_work(void *p)
 {
     struct logout_job *j = p;
-    j->err = store_session_delete(j->app->store, j->token_hash);
+    j->err = store_session_delete(j->base.app->store, j->base.who.token_hash);
 }
 
 static void logout_done(struct http_request *req, void *p)
@@ -187,32 +166,20 @@ static void logout_done(struct http_request *req, void *p)
     } else if (j->err) {
         respond_failure(req, j->err);
     } else {
-        accounts_log_event(LOG_INFO, "logout", j->user_id, j->device_id, NULL);
-        (void)stream_disconnect_device(j->app->stream, j->device_id);
+        accounts_log_event(LOG_INFO, "logout", j->base.who.user_id, j->base.who.device_id, NULL);
+        (void)stream_disconnect_device(j->base.app->stream, j->base.who.device_id);
         respond_no_content(req);
     }
-    sodium_memzero(j, sizeof *j);
-    free(j);
+    api_job_free(j);
 }
 
 static void logout_authed(struct http_request *req, struct app *app, const struct auth_info *who,
                           void *arg)
 {
     (void)arg;
-    struct logout_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_failure(req, PARLEY_ERR_NOMEM);
-        return;
-    }
-    j->app = app;
-    memcpy(j->token_hash, who->token_hash, sizeof j->token_hash);
-    memcpy(j->user_id, who->user_id, sizeof j->user_id);
-    memcpy(j->device_id, who->device_id, sizeof j->device_id);
-    enum parley_err err = http_request_work(req, logout_work, logout_done, j);
-    if (err) {
-        respond_failure(req, err);
-        free(j);
-    }
+    struct logout_job *j = api_job_new(req, sizeof *j, app, who, api_job_release_wiped);
+    if (j)
+        api_job_start(req, j, logout_work, logout_done);
 }
 
 static void h_logout(struct http_request *req, void *ctx)
