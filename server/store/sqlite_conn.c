@@ -1,8 +1,8 @@
 /*
  * sqlite_conn.c — the shared machinery of the SQLite backend (see sqlite_int.h): the
  * connection pool, error mapping, the per-connection statement cache, running a
- * statement (no rows, one row, one integer, every row into an array), transactions and
- * savepoints, and the binding/reading helpers. No SQL about the schema lives here.
+ * statement (no rows, one row, one integer, every row into an array), transactions,
+ * and the binding/reading helpers. No SQL about the schema lives here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,28 @@
 
 /* ---- pool ---- */
 
+/* Tuning applied once per connection, the first time it is handed out (issue #5).
+ * temp_store = MEMORY keeps statement journals (written for every INSERT that fires
+ * triggers or checks foreign keys inside a transaction) and sort spills in RAM instead
+ * of deleted temporary files: under load the queue writer spent half its time in
+ * pwrite() to such a file. It also means no copy of a page (message rows included)
+ * lands in an unlinked temp file on disk. A larger lookaside (1,200 B x 400 slots, about
+ * 0.5 MB per pooled connection) serves more of SQLite's small allocations without its
+ * global allocator mutex (~10 % of the writer's samples). A failure only costs speed:
+ * logged, ignored. */
+static void conn_tune(struct sq_conn *c)
+{
+    c->tuned = true;
+    if (!c->db)
+        return;
+    int rc = sqlite3_exec(c->db, "PRAGMA temp_store = MEMORY;", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        (void)sq_err(c, rc, "tune");
+    rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 400);
+    if (rc != SQLITE_OK)
+        (void)sq_err(c, rc, "tune");
+}
+
 struct sq_conn *sq_conn_get(struct sq_store *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -20,6 +42,8 @@ struct sq_conn *sq_conn_get(struct sq_store *s)
             if (!s->busy[i]) {
                 s->busy[i] = true;
                 pthread_mutex_unlock(&s->mu);
+                if (!s->conns[i].tuned)
+                    conn_tune(&s->conns[i]);
                 return &s->conns[i];
             }
         }
@@ -171,9 +195,6 @@ static const char *const tx_sql[ST__COUNT] = {
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT op",
-    [ST_RELEASE] = "RELEASE op",
-    [ST_ROLLBACK_TO] = "ROLLBACK TO op",
 };
 
 static enum parley_err tx(struct sq_conn *c, enum sq_stmt_id id, const char *what)
@@ -213,25 +234,6 @@ enum parley_err sq_end(struct sq_conn *c, enum parley_err err)
     if (err)
         sq_rollback(c);
     return err;
-}
-
-enum parley_err sq_savepoint(struct sq_conn *c)
-{
-    return tx(c, ST_SAVEPOINT, "savepoint");
-}
-
-enum parley_err sq_release(struct sq_conn *c)
-{
-    return tx(c, ST_RELEASE, "release");
-}
-
-enum parley_err sq_rollback_to(struct sq_conn *c)
-{
-    enum parley_err err = tx(c, ST_ROLLBACK_TO, "rollback_to");
-    if (err)
-        return err;
-    /* ROLLBACK TO keeps the savepoint open: release it so levels stay balanced. */
-    return tx(c, ST_RELEASE, "release");
 }
 
 /* ---- binding and reading ---- */

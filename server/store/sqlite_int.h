@@ -42,9 +42,6 @@ enum sq_stmt_id {
     ST_BEGIN_READ,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_SAVEPOINT,
-    ST_RELEASE,
-    ST_ROLLBACK_TO,
     /* sqlite.c: accounts, sessions, devices */
     ST_USER_INSERT,
     ST_USER_BY_ID,
@@ -132,6 +129,7 @@ enum sq_stmt_id {
 struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
+    bool tuned; /* per-connection tuning pragmas applied (sq_conn_get) */
 };
 
 struct sq_store {
@@ -213,11 +211,6 @@ void sq_rollback(struct sq_conn *c);
  * else (or when the commit fails) roll back. Returns err, or the commit's error. The
  * usual shape: `err = sq_begin(c); if (err) goto out; ... out: err = sq_end(c, err);`. */
 enum parley_err sq_end(struct sq_conn *c, enum parley_err err);
-/* One savepoint level (named "op") inside a transaction: sq_savepoint, then either
- * sq_release (keep) or sq_rollback_to (undo and release). */
-enum parley_err sq_savepoint(struct sq_conn *c);
-enum parley_err sq_release(struct sq_conn *c);
-enum parley_err sq_rollback_to(struct sq_conn *c);
 
 /* ---- binding and reading ---- */
 
@@ -269,8 +262,8 @@ enum parley_err sq_queue_purge_expired(struct store *s, int64_t now, size_t limi
 /* ---- erasure and access (sqlite_erasure.c; contracts in store.h) ---- */
 
 enum parley_err sq_user_delete(struct store *s, const char *user_id);
-enum parley_err sq_user_rows(struct store *s, const char *sql, const char *user_id,
-                             store_row_fn fn, void *ctx);
+enum parley_err sq_user_rows(struct store *s, const char *sql, const char *user_id, store_row_fn fn,
+                             void *ctx);
 /* At open, with a key store: encrypt profile rows written in plaintext (before
  * migration 4 or by a store opened without keys), and destroy keys left without an
  * account. Connection c is borrowed by the caller. */

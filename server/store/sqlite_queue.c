@@ -3,10 +3,14 @@
  * store_messaging.h): group-committed sends and acks, fetch, count, and the retention
  * purge that turns expired messages into EXPIRED notices.
  *
- * store_queue_apply runs a whole batch in one BEGIN IMMEDIATE ... COMMIT (one fsync),
- * with a SAVEPOINT around each op: an op that ends STALE, NOT_MEMBER, NO_TARGET,
- * QUEUE_FULL or DUPLICATE is rolled back to its savepoint and changes nothing, while
- * the others apply. Only a database error fails (and rolls back) the whole batch.
+ * store_queue_apply runs a whole batch in one BEGIN IMMEDIATE ... COMMIT (one fsync).
+ * An op that ends STALE, NOT_MEMBER, NO_TARGET, QUEUE_FULL or DUPLICATE changes
+ * nothing, while the others apply: every refusal is decided by reads before the op's
+ * first write (send_checks_and_insert), so no per-op SAVEPOINT is needed (one cost a
+ * page copy into the statement sub-journal per page an op touched: issue #5). Once an
+ * op writes, only a database error can stop it, and that fails (and rolls back) the
+ * whole batch. Reads see the batch's earlier ops (same transaction): a duplicate or a
+ * full queue within one batch is caught like one across batches.
  *
  * Checks of a send, in order: the sending device belongs to sender_user (else
  * NO_TARGET: a device revoked while its send was queued); the (sender_device,
@@ -175,6 +179,85 @@ static long find_device(const struct ud_vec *rcpt, const char *device_id)
     return -1;
 }
 
+/* What a batch learned about one (sender_user, sender_device, to_user or group_id):
+ * whether the sending device is the sender's, whether the target exists (and the sender
+ * is a member), and its recipients. The batch holds the write lock and writes only
+ * envelopes, queue_depth and sent_msg_ids, so none of this can change before it
+ * commits: each key is looked up once per batch instead of once per send (issue #5).
+ * The strings point into the ops, which outlive the batch. */
+enum { UNKNOWN = -1 };
+
+struct target_entry {
+    const char *sender_user, *sender_device, *to_user, *group_id; /* NULL: slot free */
+    int sender_ok;                                                /* UNKNOWN, 0 or 1 */
+    int target; /* UNKNOWN or the enum store_send_status the target check gives */
+    struct ud_vec rcpt;
+};
+
+struct target_cache {
+    struct target_entry *v;
+    size_t cap; /* a power of two, at least twice the number of sends */
+};
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+    for (; s && *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (h ^ 0xff) * 1099511628211u; /* a separator, so ("ab","c") != ("a","bc") */
+}
+
+static enum parley_err cache_init(struct target_cache *tc, size_t n_sends)
+{
+    size_t cap = 16;
+    while (cap < 2 * n_sends && cap < SIZE_MAX / 4)
+        cap *= 2;
+    tc->v = calloc(cap, sizeof *tc->v);
+    if (!tc->v)
+        return PARLEY_ERR_NOMEM;
+    tc->cap = cap;
+    return PARLEY_OK;
+}
+
+static void cache_free(struct target_cache *tc)
+{
+    for (size_t i = 0; tc->v && i < tc->cap; i++)
+        free(tc->v[i].rcpt.v);
+    free(tc->v);
+    tc->v = NULL;
+}
+
+/* The entry of snd's key (a fresh one with everything UNKNOWN the first time). The
+ * table never fills: it has twice as many slots as the batch has sends. */
+static struct target_entry *cache_entry(struct target_cache *tc, const struct store_queue_send *snd)
+{
+    uint64_t h = 14695981039346656037u;
+    h = str_hash(h, snd->sender_user);
+    h = str_hash(h, snd->sender_device);
+    h = str_hash(h, snd->group_id ? snd->group_id : "");
+    h = str_hash(h, snd->group_id ? "" : snd->to_user);
+    for (size_t i = (size_t)h & (tc->cap - 1);; i = (i + 1) & (tc->cap - 1)) {
+        struct target_entry *e = &tc->v[i];
+        if (!e->sender_user) {
+            e->sender_user = snd->sender_user;
+            e->sender_device = snd->sender_device;
+            e->group_id = snd->group_id;
+            e->to_user = snd->group_id ? NULL : snd->to_user;
+            e->sender_ok = UNKNOWN;
+            e->target = UNKNOWN;
+            return e;
+        }
+        if (str_eq(e->sender_user, snd->sender_user) &&
+            str_eq(e->sender_device, snd->sender_device) && str_eq(e->group_id, snd->group_id) &&
+            (snd->group_id || str_eq(e->to_user, snd->to_user)))
+            return e;
+    }
+}
+
 /* Compare the copies with the recipients. Sets snd->status to STALE with missing/extra
  * filled when they differ; else records each copy's index into rcpt in idx. */
 static enum parley_err match_copies(struct sq_conn *c, struct store_queue_send *snd,
@@ -283,20 +366,69 @@ static enum parley_err env_insert(struct sq_conn *c, const struct store_envelope
     return err;
 }
 
-/* Everything about a send after its savepoint; leaves snd->status set. Returns an error
- * only for a database failure (the whole batch then fails). */
-static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_queue_send *snd,
-                                              int64_t now, struct ud_vec *rcpt)
+/* The target part of a send's checks, for te's key: the target exists (NO_TARGET) and,
+ * for a group, the sender is a member (NOT_MEMBER); then its recipients into te->rcpt.
+ * Sets te->target. */
+static enum parley_err target_check(struct sq_conn *c, const struct store_queue_send *snd,
+                                    struct target_entry *te)
 {
     bool found = false;
     sqlite3_stmt *st = NULL;
     char name[STORE_USERNAME_MAX + 1];
+    enum parley_err err = PARLEY_OK;
+    te->rcpt.n = 0;
+    if (snd->group_id) {
+        err = stmt(c, ST_Q_GROUP_MEMBER, &st);
+        if (err)
+            return err;
+        int rc = sq_bind_text(st, 1, snd->group_id);
+        if (rc == SQLITE_OK)
+            rc = sq_bind_text(st, 2, snd->sender_user);
+        err = sq_step_row(c, st, rc, &found, "queue_send");
+        bool group = found && sqlite3_column_type(st, 0) != SQLITE_NULL;
+        bool member = found && sqlite3_column_type(st, 1) != SQLITE_NULL;
+        sq_stmt_done(st);
+        if (err)
+            return err;
+        if (!group || !member) {
+            te->target = group ? STORE_SEND_NOT_MEMBER : STORE_SEND_NO_TARGET;
+            return PARLEY_OK;
+        }
+        err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, &te->rcpt);
+    } else {
+        err = username_of(c, snd->to_user, name, sizeof name, &found);
+        if (err)
+            return err;
+        if (!found) {
+            te->target = STORE_SEND_NO_TARGET;
+            return PARLEY_OK;
+        }
+        err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
+                         &te->rcpt);
+    }
+    if (!err)
+        te->target = STORE_SEND_OK;
+    return err;
+}
+
+/* Every check of a send, then its writes; leaves snd->status set. Returns an error
+ * only for a database failure (the whole batch then fails). */
+static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_queue_send *snd,
+                                              int64_t now, struct target_entry *te)
+{
+    bool found = false;
+    sqlite3_stmt *st = NULL;
     size_t *idx = NULL;
     struct store_envelope e;
-    enum parley_err err = exists2(c, ST_Q_SENDER_OK, snd->sender_device, snd->sender_user, &found);
-    if (err)
-        return err;
-    if (!found) {
+    enum parley_err err = PARLEY_OK;
+    const struct ud_vec *rcpt = &te->rcpt;
+    if (te->sender_ok == UNKNOWN) {
+        err = exists2(c, ST_Q_SENDER_OK, snd->sender_device, snd->sender_user, &found);
+        if (err)
+            return err;
+        te->sender_ok = found;
+    }
+    if (!te->sender_ok) {
         snd->status = STORE_SEND_NO_TARGET;
         return PARLEY_OK;
     }
@@ -317,38 +449,15 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         return PARLEY_OK;
     }
 
-    rcpt->n = 0;
-    if (snd->group_id) {
-        err = stmt(c, ST_Q_GROUP_MEMBER, &st);
+    if (te->target == UNKNOWN) {
+        err = target_check(c, snd, te);
         if (err)
             return err;
-        rc = sq_bind_text(st, 1, snd->group_id);
-        if (rc == SQLITE_OK)
-            rc = sq_bind_text(st, 2, snd->sender_user);
-        err = sq_step_row(c, st, rc, &found, "queue_send");
-        bool group = found && sqlite3_column_type(st, 0) != SQLITE_NULL;
-        bool member = found && sqlite3_column_type(st, 1) != SQLITE_NULL;
-        sq_stmt_done(st);
-        if (err)
-            return err;
-        if (!group || !member) {
-            snd->status = group ? STORE_SEND_NOT_MEMBER : STORE_SEND_NO_TARGET;
-            return PARLEY_OK;
-        }
-        err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, rcpt);
-    } else {
-        err = username_of(c, snd->to_user, name, sizeof name, &found);
-        if (err)
-            return err;
-        if (!found) {
-            snd->status = STORE_SEND_NO_TARGET;
-            return PARLEY_OK;
-        }
-        err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
-                         rcpt);
     }
-    if (err)
-        return err;
+    if (te->target != STORE_SEND_OK) {
+        snd->status = (enum store_send_status)te->target;
+        return PARLEY_OK;
+    }
 
     idx = calloc(snd->n_copies ? snd->n_copies : 1, sizeof *idx);
     if (!idx)
@@ -406,13 +515,11 @@ out:
     return err;
 }
 
+/* No savepoint: a refused send has written nothing (see the top of this file). */
 static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *snd, int64_t now,
-                                  struct ud_vec *rcpt)
+                                  struct target_cache *tc)
 {
-    enum parley_err err = sq_savepoint(c);
-    if (err)
-        return err;
-    err = send_checks_and_insert(c, snd, now, rcpt);
+    enum parley_err err = send_checks_and_insert(c, snd, now, cache_entry(tc, snd));
     if (err)
         return err; /* the caller rolls the whole transaction back */
     if (snd->status != STORE_SEND_OK) {
@@ -420,16 +527,14 @@ static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *sn
             snd->copies[i].envelope_id = 0;
             snd->copies[i].user_id[0] = '\0';
         }
-        return sq_rollback_to(c);
     }
-    return sq_release(c);
+    return PARLEY_OK;
 }
 
+/* An ack is never refused (unknown or foreign ids delete nothing): no savepoint. */
 static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
 {
-    enum parley_err err = sq_savepoint(c);
-    if (err)
-        return err;
+    enum parley_err err = PARLEY_OK;
     for (size_t i = 0; i < ack->n_ids; i++) {
         sqlite3_stmt *st = NULL;
         err = stmt(c, ST_Q_ACK, &st);
@@ -445,15 +550,17 @@ static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
             return err;
         ack->deleted += (size_t)sqlite3_changes(c->db);
     }
-    return sq_release(c);
+    return PARLEY_OK;
 }
 
 enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size_t n, int64_t now)
 {
     struct sq_conn *c = sq_conn_get(sq(s));
-    struct ud_vec rcpt = {0};
+    struct target_cache tc = {0};
+    size_t n_sends = 0;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].kind == STORE_QOP_SEND) {
+            n_sends++;
             struct store_queue_send *snd = &ops[i].u.send;
             snd->status = STORE_SEND_OK;
             snd->missing = snd->extra = NULL;
@@ -466,10 +573,12 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
             ops[i].u.ack.deleted = 0;
         }
     }
-    enum parley_err err = sq_begin(c);
+    enum parley_err err = cache_init(&tc, n_sends);
+    if (!err)
+        err = sq_begin(c);
     for (size_t i = 0; !err && i < n; i++) {
         if (ops[i].kind == STORE_QOP_SEND)
-            err = apply_send(c, &ops[i].u.send, now, &rcpt);
+            err = apply_send(c, &ops[i].u.send, now, &tc);
         else
             err = apply_ack(c, &ops[i].u.ack);
     }
@@ -479,7 +588,7 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
             store_queue_op_cleanup(&ops[i]);
     }
     sq_conn_put(sq(s), c);
-    free(rcpt.v);
+    cache_free(&tc);
     return err;
 }
 
