@@ -19,46 +19,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
-
-struct fx {
-    char dir[64];
-    char path[128];
-    struct store *s;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/parley-store-XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof f->path, "%s/parleyd.sqlite", f->dir);
-    if (store_open_sqlite(f->path, &f->s) != PARLEY_OK) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    char p[160];
-    store_close(f->s);
-    const char *sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+#include "store_test_util.h"
 
 static void make_user(struct store_user *u, const char *username)
 {
