@@ -47,6 +47,14 @@ static const struct {
 
 #define LINGER_MS 2000
 
+/* One uv_write in flight: allocated per write so that idle connections do not carry a
+ * uv_write_t (~200 bytes) each; glibc's tcache makes the malloc/free pair cheap. */
+struct conn_write {
+    uv_write_t req; /* req.data == the connection */
+    uint8_t *data;  /* the bytes taken from c->out, freed when the write completes */
+    size_t len;
+};
+
 static const struct http_limits *limits_of(const struct http_conn *c)
 {
     return &c->loop->srv->cfg.limits;
@@ -142,7 +150,7 @@ void http_loop_free_reqs(struct http_loop *l)
 
 size_t http_conn_queued(const struct http_conn *c)
 {
-    return c->out.len + c->pout.len + c->wbuf.len;
+    return c->out.len + c->pout.len + (c->w ? c->w->len : 0);
 }
 
 /* The idle handle only keeps poll from blocking while output waits for the check hook. */
@@ -227,7 +235,10 @@ static void conn_free(struct http_conn *c)
     buf_cleanup_wipe(&c->in);
     buf_cleanup(&c->out);
     buf_cleanup(&c->pout);
-    buf_cleanup(&c->wbuf);
+    if (c->w) { /* not reached: libuv completes (cancels) writes before the close cb */
+        free(c->w->data);
+        free(c->w);
+    }
     tls_conn_free(c->tls);
     free(c);
 }
@@ -954,8 +965,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void on_write(uv_write_t *w, int status)
 {
     struct http_conn *c = w->data;
-    c->writing = false;
-    buf_cleanup(&c->wbuf);
+    struct conn_write *cw = c->w;
+    c->w = NULL;
+    free(cw->data);
+    free(cw);
     if (c->reaped)
         return;
     if (status < 0) {
@@ -1008,7 +1021,7 @@ static void start_linger(struct http_conn *c)
 
 static void conn_flush(struct http_conn *c)
 {
-    if (c->writing || c->closing)
+    if (c->w || c->closing)
         return;
     if (c->tls && c->pout.len) {
         enum parley_err rc = tls_conn_write(c->tls, c->pout.data, c->pout.len);
@@ -1026,16 +1039,21 @@ static void conn_flush(struct http_conn *c)
                 }
             buf_cleanup(&c->out);
         } else {
-            c->wbuf = c->out;
-            buf_init(&c->out, c->wbuf.max);
-            uv_buf_t ub = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-            c->wreq.data = c;
-            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, on_write)) {
-                buf_cleanup(&c->wbuf);
+            struct conn_write *cw = malloc(sizeof *cw);
+            if (!cw) {
                 http_conn_close(c);
                 return;
             }
-            c->writing = true;
+            cw->data = buf_steal(&c->out, &cw->len);
+            cw->req.data = c;
+            uv_buf_t ub = uv_buf_init((char *)cw->data, (unsigned)cw->len);
+            if (uv_write(&cw->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write)) {
+                free(cw->data);
+                free(cw);
+                http_conn_close(c);
+                return;
+            }
+            c->w = cw;
             return;
         }
     }
@@ -1052,7 +1070,6 @@ static void conn_setup(struct http_conn *c, struct http_loop *l)
     buf_init(&c->in, HTTP_IN_HIGH + HTTP_READ_BUF_SIZE + HTTP_TLS_BUF_SIZE);
     buf_init(&c->out, lim->max_output_queue);
     buf_init(&c->pout, lim->max_output_queue);
-    buf_init(&c->wbuf, lim->max_output_queue);
     conn_list_add(l, c);
     atomic_fetch_add(&l->srv->connections_open, 1);
     atomic_fetch_add(&l->srv->connections_total, 1);

@@ -38,7 +38,7 @@
 #define HTTP_READ_BUF_SIZE (64 * 1024)  /* per-loop read buffer (shared by connections) */
 #define HTTP_TLS_BUF_SIZE (16 * 1024)   /* per-loop TLS plaintext scratch */
 #define HTTP_IN_HIGH (64 * 1024)        /* stop reading when this much input is queued */
-#define WS_RX_POOL_MAX 64               /* idle wslay frame contexts kept per loop */
+#define WS_RX_POOL_MAX 64               /* idle WebSocket receive states kept per loop */
 #define WS_CLOSE_WAIT_MS 3000           /* wait this long for the peer's close frame */
 
 struct http_post {
@@ -65,6 +65,8 @@ struct http_server {
     atomic_uint_fast64_t protocol_errors;
 };
 
+struct ws_rx; /* ws_server.c: a WebSocket's partial-frame receive state */
+
 /* wslay callbacks get this (one per loop): the chunk being fed and the connection whose
  * output receives frames being sent. */
 struct ws_io {
@@ -89,7 +91,8 @@ struct http_loop {
     uv_idle_t idle;
     uv_timer_t sweep;
     uv_timer_t grace;
-    uv_mutex_t mu;
+    uv_mutex_t mu; /* lives until http_server_free: other threads may still post */
+    bool mu_live;
     /* under mu */
     struct http_post *post_head, *post_tail;
     bool post_closed;
@@ -107,7 +110,7 @@ struct http_loop {
     uint8_t *tbuf;                /* HTTP_TLS_BUF_SIZE */
     struct ws_io ws_io;
     wslay_frame_context_ptr ws_tx;             /* shared sender (frames go out whole) */
-    wslay_frame_context_ptr ws_rx_pool[WS_RX_POOL_MAX];
+    struct ws_rx *ws_rx_pool[WS_RX_POOL_MAX];   /* ws_server.c */
     size_t ws_rx_pool_n;
     struct buf *capture;          /* socketless mode (fuzz/tests): output goes here */
 };
@@ -121,7 +124,6 @@ enum deadline_kind {
 
 struct http_conn {
     uv_tcp_t tcp;                  /* tcp.data == this */
-    uv_write_t wreq;
     struct http_loop *loop;
     struct http_conn *prev, *next; /* loop->conns */
     struct http_conn *dirty_next;
@@ -133,11 +135,12 @@ struct http_conn {
     struct buf in;                 /* received but not yet parsed */
     struct buf out;                /* wire bytes queued this pass */
     struct buf pout;               /* TLS: plaintext queued this pass */
-    struct buf wbuf;               /* being written by uv_write */
+    struct conn_write *w;          /* the uv_write in flight (http_conn.c), or NULL: an
+                                      idle connection keeps no write request */
     uint64_t deadline;             /* uv_now() ms */
     uint8_t deadline_kind;
-    bool in_dirty, writing, closing, reaped;
-    bool close_after_flush;        /* close once out/pout/wbuf are empty */
+    bool in_dirty, closing, reaped;
+    bool close_after_flush;        /* close once out/pout/w are empty */
     bool read_paused, read_eof, in_parse, need_resume;
     bool http_done;                /* no more HTTP requests on this connection */
     bool socketless;               /* fuzz/tests: no uv handle */

@@ -164,10 +164,11 @@ enum parley_err http_loop_init(struct http_loop *l, struct http_server *srv, uns
         goto nomem;
     if (uv_loop_init(&l->uv))
         goto nomem;
-    if (uv_mutex_init(&l->mu)) {
+    if (!l->mu_live && uv_mutex_init(&l->mu)) {
         uv_loop_close(&l->uv);
         goto nomem;
     }
+    l->mu_live = true;
     /* These cannot fail on an initialised loop (they only fill structs / register). */
     (void)uv_async_init(&l->uv, &l->async, on_async);
     l->async.data = l;
@@ -285,7 +286,6 @@ void http_loop_cleanup(struct http_loop *l)
     ws_loop_cleanup(l);
     if (uv_loop_close(&l->uv) != 0)
         log_event(LOG_WARN, "http_loop_leak", "detail", "uv loop still busy at close", NULL);
-    uv_mutex_destroy(&l->mu);
     free(l->rbuf);
     free(l->tbuf);
     l->rbuf = l->tbuf = NULL;
@@ -445,8 +445,12 @@ void http_server_free(struct http_server *srv)
     if (srv->state == 1)
         http_server_stop(srv, 0);
     if (srv->loops) {
-        for (unsigned i = 0; i < srv->n_loops; i++)
+        for (unsigned i = 0; i < srv->n_loops; i++) {
             http_loop_cleanup(&srv->loops[i]);
+            /* Posts after the stop find post_closed under it and are refused. */
+            if (srv->loops[i].mu_live)
+                uv_mutex_destroy(&srv->loops[i].mu);
+        }
     }
     free(srv->loops);
     http_router_free(srv->router);

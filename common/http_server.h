@@ -159,6 +159,12 @@ PARLEY_WUR enum parley_err ws_send(struct ws_conn *ws, bool binary, const void *
  * 1009 too big, 1011 internal) and a short reason. on_close follows. */
 void ws_close(struct ws_conn *ws, uint16_t code, const char *reason);
 struct http_loop *ws_loop(const struct ws_conn *ws);
+/* Periodic work for an open WebSocket without a timer of its own: fn(ws, now_ms, user)
+ * is called from the loop's timeout sweep (every min(request, idle, ping timeouts)/4,
+ * clamped to 10..1000 ms) with uv_now of the loop, until the connection starts closing.
+ * NULL stops it. Loop thread. */
+typedef void (*ws_tick_fn)(struct ws_conn *ws, uint64_t now_ms, void *user);
+void ws_set_tick(struct ws_conn *ws, ws_tick_fn fn);
 
 /* ---- cross-thread ---- */
 

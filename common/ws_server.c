@@ -2,13 +2,15 @@
  * ws_server.c — WebSocket on an upgraded server connection: the RFC 6455 handshake,
  * frames through wslay's frame-level API, messages, ping/pong, close.
  *
- * Memory: an idle WebSocket is its http_conn plus this small struct. wslay's frame
- * context (~4.2 KB, mostly its input buffer) is taken from a per-loop pool when bytes
- * arrive and given back as soon as the input ends on a frame boundary (every byte fed
- * to wslay belongs to a complete frame); only a connection with a partial frame keeps
- * one. Sending uses one per-loop context: frames are always emitted whole into the
- * connection's output buffer, so that context is back in its initial state after every
- * call. A message buffer exists only while a message spans several chunks/frames.
+ * Memory: an idle WebSocket is its http_conn plus this small struct (~80 bytes). All
+ * receive state (struct ws_rx: wslay's frame context, ~4.2 KB mostly its input buffer,
+ * the frame/message progress and the assembly buffers) is taken from a per-loop pool
+ * when bytes arrive and given back as soon as the input ends on a frame boundary outside
+ * a fragmented message (every byte fed to wslay belongs to a complete frame); only a
+ * connection with a partial frame or message keeps one. Sending uses one per-loop
+ * context: frames are always emitted whole into the connection's output buffer, so that
+ * context is back in its initial state after every call. A message buffer exists only
+ * while a message spans several chunks/frames.
  *
  * Limits: a frame longer than ws_max_frame or a message longer than ws_max_message
  * closes with 1009 as soon as its header arrives; unmasked client frames, reserved bits,
@@ -24,19 +26,25 @@
 
 #include "ws_handshake.h"
 
+/* Receive progress: exists only while a frame or a fragmented message is partly in. */
+struct ws_rx {
+    wslay_frame_context_ptr ctx;
+    uint64_t fed, consumed;     /* bytes given to ctx / bytes of complete frames */
+    uint64_t frame_len, frame_got;
+    struct buf msg;             /* a message being assembled */
+    struct buf ctrl;            /* a control frame split across reads */
+    uint8_t frame_op, msg_op;
+    bool frame_fin, in_frame, in_msg;
+};
+
 struct ws_conn {
     struct http_conn *conn;
     struct ws_callbacks cb;
     void *user;
-    wslay_frame_context_ptr rx; /* only while a frame is partially received */
-    uint64_t fed, consumed;     /* bytes given to rx / bytes of complete frames */
-    uint64_t frame_len, frame_got;
+    ws_tick_fn tick;
+    struct ws_rx *rx;           /* only while a frame or message is partially received */
     uint64_t last_rx_ms, ping_sent_ms;
-    struct buf msg;             /* a message being assembled */
-    struct buf ctrl;            /* a control frame split across reads */
     uint16_t close_code;
-    uint8_t frame_op, msg_op;
-    bool frame_fin, in_frame, in_msg;
     bool close_sent, close_rcvd, failed;
 };
 
@@ -89,32 +97,56 @@ enum parley_err ws_loop_init(struct http_loop *l)
     return PARLEY_OK;
 }
 
+static void rx_free(struct ws_rx *rx)
+{
+    if (!rx)
+        return;
+    wslay_frame_context_free(rx->ctx);
+    buf_cleanup(&rx->msg);
+    buf_cleanup(&rx->ctrl);
+    free(rx);
+}
+
 void ws_loop_cleanup(struct http_loop *l)
 {
     if (l->ws_tx)
         wslay_frame_context_free(l->ws_tx);
     l->ws_tx = NULL;
     while (l->ws_rx_pool_n)
-        wslay_frame_context_free(l->ws_rx_pool[--l->ws_rx_pool_n]);
+        rx_free(l->ws_rx_pool[--l->ws_rx_pool_n]);
 }
 
-static wslay_frame_context_ptr rx_get(struct http_loop *l)
+/* A receive state at a frame and message boundary (from the pool or new), or NULL. */
+static struct ws_rx *rx_get(struct http_loop *l)
 {
-    if (l->ws_rx_pool_n)
-        return l->ws_rx_pool[--l->ws_rx_pool_n];
-    wslay_frame_context_ptr ctx;
-    if (wslay_frame_context_init(&ctx, &frame_cbs, &l->ws_io) != 0)
-        return NULL;
-    return ctx;
+    struct ws_rx *rx;
+    if (l->ws_rx_pool_n) {
+        rx = l->ws_rx_pool[--l->ws_rx_pool_n];
+    } else {
+        rx = calloc(1, sizeof *rx);
+        if (!rx)
+            return NULL;
+        if (wslay_frame_context_init(&rx->ctx, &frame_cbs, &l->ws_io) != 0) {
+            free(rx);
+            return NULL;
+        }
+    }
+    wslay_frame_context_ptr ctx = rx->ctx;
+    memset(rx, 0, sizeof *rx);
+    rx->ctx = ctx;
+    buf_init(&rx->msg, l->srv->cfg.limits.ws_max_message);
+    buf_init(&rx->ctrl, 125);
+    return rx;
 }
 
-/* Only for contexts at a frame boundary (initial state, empty input buffer). */
-static void rx_put(struct http_loop *l, wslay_frame_context_ptr ctx)
+/* Only for states at a frame boundary outside a message (wslay context in its initial
+ * state with an empty input buffer; msg and ctrl released). */
+static void rx_put(struct http_loop *l, struct ws_rx *rx)
 {
     if (l->ws_rx_pool_n < WS_RX_POOL_MAX)
-        l->ws_rx_pool[l->ws_rx_pool_n++] = ctx;
+        l->ws_rx_pool[l->ws_rx_pool_n++] = rx;
     else
-        wslay_frame_context_free(ctx);
+        rx_free(rx);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -224,6 +256,12 @@ struct http_loop *ws_loop(const struct ws_conn *ws)
     return ws && ws->conn ? ws->conn->loop : NULL;
 }
 
+void ws_set_tick(struct ws_conn *ws, ws_tick_fn fn)
+{
+    if (ws)
+        ws->tick = fn;
+}
+
 /* ----------------------------------------------------------------- input */
 
 static bool utf8_valid(const uint8_t *s, size_t n)
@@ -329,12 +367,13 @@ static size_t header_len(uint64_t payload_len)
 static void on_chunk(struct ws_conn *ws, const struct wslay_frame_iocb *f)
 {
     const struct http_limits *lim = limits_of(ws);
-    if (!ws->in_frame) {
-        ws->in_frame = true;
-        ws->frame_op = f->opcode;
-        ws->frame_fin = f->fin != 0;
-        ws->frame_len = f->payload_length;
-        ws->frame_got = 0;
+    struct ws_rx *rx = ws->rx;
+    if (!rx->in_frame) {
+        rx->in_frame = true;
+        rx->frame_op = f->opcode;
+        rx->frame_fin = f->fin != 0;
+        rx->frame_len = f->payload_length;
+        rx->frame_got = 0;
         if (!f->mask) {
             ws_fail(ws, 1002, "client frames must be masked");
             return;
@@ -345,14 +384,14 @@ static void on_chunk(struct ws_conn *ws, const struct wslay_frame_iocb *f)
         }
         switch (f->opcode) {
         case WSLAY_CONTINUATION_FRAME:
-            if (!ws->in_msg) {
+            if (!rx->in_msg) {
                 ws_fail(ws, 1002, "unexpected continuation");
                 return;
             }
             break;
         case WSLAY_TEXT_FRAME:
         case WSLAY_BINARY_FRAME:
-            if (ws->in_msg) {
+            if (rx->in_msg) {
                 ws_fail(ws, 1002, "expected continuation");
                 return;
             }
@@ -365,57 +404,57 @@ static void on_chunk(struct ws_conn *ws, const struct wslay_frame_iocb *f)
             ws_fail(ws, 1002, "unknown opcode");
             return;
         }
-        if (ws->frame_len > lim->ws_max_frame) {
+        if (rx->frame_len > lim->ws_max_frame) {
             ws_fail(ws, 1009, "frame too big");
             return;
         }
         if (!(f->opcode & 8)) {
-            size_t so_far = ws->in_msg ? ws->msg.len : 0;
-            if (ws->frame_len > lim->ws_max_message - so_far) {
+            size_t so_far = rx->in_msg ? rx->msg.len : 0;
+            if (rx->frame_len > lim->ws_max_message - so_far) {
                 ws_fail(ws, 1009, "message too big");
                 return;
             }
             if (f->opcode != WSLAY_CONTINUATION_FRAME) {
-                ws->in_msg = true;
-                ws->msg_op = f->opcode;
+                rx->in_msg = true;
+                rx->msg_op = f->opcode;
             }
         }
     }
-    ws->frame_got += f->data_length;
-    bool done = ws->frame_got >= ws->frame_len;
-    if (ws->frame_op & 8) {
-        if (done && ws->ctrl.len == 0) {
-            on_control(ws, ws->frame_op, f->data, f->data_length);
+    rx->frame_got += f->data_length;
+    bool done = rx->frame_got >= rx->frame_len;
+    if (rx->frame_op & 8) {
+        if (done && rx->ctrl.len == 0) {
+            on_control(ws, rx->frame_op, f->data, f->data_length);
         } else {
-            if (buf_append(&ws->ctrl, f->data, f->data_length)) {
+            if (buf_append(&rx->ctrl, f->data, f->data_length)) {
                 ws_fail(ws, 1002, "bad control frame");
                 return;
             }
             if (done) {
-                on_control(ws, ws->frame_op, ws->ctrl.data, ws->ctrl.len);
-                buf_cleanup(&ws->ctrl);
+                on_control(ws, rx->frame_op, rx->ctrl.data, rx->ctrl.len);
+                buf_cleanup(&rx->ctrl);
             }
         }
     } else {
-        bool last = done && ws->frame_fin;
-        if (last && ws->msg.len == 0 && f->data_length == ws->frame_len) {
-            ws->in_msg = false;
-            deliver(ws, ws->msg_op, f->data, f->data_length); /* no copy */
+        bool last = done && rx->frame_fin;
+        if (last && rx->msg.len == 0 && f->data_length == rx->frame_len) {
+            rx->in_msg = false;
+            deliver(ws, rx->msg_op, f->data, f->data_length); /* no copy */
         } else {
-            if (f->data_length && buf_append(&ws->msg, f->data, f->data_length)) {
+            if (f->data_length && buf_append(&rx->msg, f->data, f->data_length)) {
                 ws_fail(ws, 1011, "out of memory");
                 return;
             }
             if (last) {
-                ws->in_msg = false;
-                deliver(ws, ws->msg_op, ws->msg.data, ws->msg.len);
-                buf_cleanup(&ws->msg);
+                rx->in_msg = false;
+                deliver(ws, rx->msg_op, rx->msg.data, rx->msg.len);
+                buf_cleanup(&rx->msg);
             }
         }
     }
     if (done) {
-        ws->in_frame = false;
-        ws->consumed += header_len(ws->frame_len) + ws->frame_len;
+        rx->in_frame = false;
+        rx->consumed += header_len(rx->frame_len) + rx->frame_len;
     }
 }
 
@@ -431,8 +470,8 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
             http_conn_close(c);
             return;
         }
-        ws->fed = ws->consumed = 0;
     }
+    struct ws_rx *rx = ws->rx;
     ws->last_rx_ms = l->uv_ready ? uv_now(&l->uv) : 0;
     ws->ping_sent_ms = 0;
     struct ws_io *io = &l->ws_io;
@@ -442,8 +481,8 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
     while (!ws->failed && !ws->close_rcvd && !c->closing && !c->close_after_flush) {
         struct wslay_frame_iocb f;
         memset(&f, 0, sizeof f);
-        ssize_t r = wslay_frame_recv(ws->rx, &f);
-        ws->fed += io->fed;
+        ssize_t r = wslay_frame_recv(rx->ctx, &f);
+        rx->fed += io->fed;
         io->fed = 0;
         if (r == WSLAY_ERR_WANT_READ)
             break;
@@ -456,8 +495,8 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
     io->in = NULL;
     io->in_len = 0;
     /* c may be closing but is not freed before the end of the pass: ws is valid. */
-    if (ws->rx && !ws->in_frame && !ws->failed && ws->fed == ws->consumed) {
-        rx_put(l, ws->rx);
+    if (!rx->in_frame && !rx->in_msg && !ws->failed && rx->fed == rx->consumed) {
+        rx_put(l, rx);
         ws->rx = NULL;
     }
 }
@@ -465,7 +504,14 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
 void ws_tick(struct ws_conn *ws, uint64_t now_ms)
 {
     uint32_t iv = limits_of(ws)->ws_ping_interval_ms;
-    if (!iv || ws->close_sent || ws->failed || ws->conn->closing)
+    if (ws->close_sent || ws->failed || ws->conn->closing)
+        return;
+    if (ws->tick) {
+        ws->tick(ws, now_ms, ws->user);
+        if (ws->close_sent || ws->failed || ws->conn->closing)
+            return;
+    }
+    if (!iv)
         return;
     if (ws->ping_sent_ms) {
         if (now_ms - ws->ping_sent_ms >= iv) {
@@ -488,10 +534,7 @@ void ws_finish(struct ws_conn *ws)
     uint16_t code = ws->close_code ? ws->close_code : 1006;
     if (ws->cb.on_close)
         ws->cb.on_close(ws, code, ws->user);
-    if (ws->rx)
-        wslay_frame_context_free(ws->rx);
-    buf_cleanup(&ws->msg);
-    buf_cleanup(&ws->ctrl);
+    rx_free(ws->rx);
     free(ws);
 }
 
@@ -558,13 +601,10 @@ enum parley_err http_upgrade_websocket(struct http_request *req, const struct ws
         http_respond_error(req, 503, "unavailable", "out of memory");
         return PARLEY_ERR_NOMEM;
     }
-    const struct http_limits *lim = &c->loop->srv->cfg.limits;
     ws->conn = c;
     if (cb)
         ws->cb = *cb;
     ws->user = user;
-    buf_init(&ws->msg, lim->ws_max_message);
-    buf_init(&ws->ctrl, 125);
     ws->last_rx_ms = c->loop->uv_ready ? uv_now(&c->loop->uv) : 0;
     char accept[29];
     ws_handshake_accept(k, accept);

@@ -85,6 +85,9 @@ static const struct cfg_entry table[] = {
      "Messages one device may send per minute."},
     {"commit_delay_us", CFG_UINT, F(commit_delay_us), W_U32, 0, 100000, "1000", 0,
      "Group commit: how long the queue writer waits to gather more messages per fsync."},
+    {"writeback_ms", CFG_UINT, F(writeback_ms), W_U32, 0, 10000, "500", 0,
+     "Write-back: a message for a connected device is written only if not acked within "
+     "this many ms (0: always written)."},
     {"log_level", CFG_STR, F(log_level), W_NONE, 0, 0, "info", 0,
      "debug, info, warn or error."},
     {"web_root", CFG_STR, F(web_root), W_NONE, 0, 0, "", 0,

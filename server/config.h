@@ -48,6 +48,7 @@ struct config {
     size_t max_queue_per_device;        /* envelopes held per device */
     unsigned send_rate_per_min;         /* sends per device per minute */
     uint32_t commit_delay_us;           /* group commit gathering window */
+    uint32_t writeback_ms;              /* held copies are written after this (held.h) */
     /* operations */
     char log_level[CONFIG_STR_MAX];
     char web_root[CONFIG_STR_MAX];      /* static web client; "" = built-in default */

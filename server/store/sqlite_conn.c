@@ -227,6 +227,15 @@ void sq_rollback(struct sq_conn *c)
         (void)!tx(c, ST_ROLLBACK, "rollback");
 }
 
+enum parley_err sq_set_synchronous(struct sq_conn *c, bool full)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                          NULL, NULL, &msg);
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? PARLEY_OK : sq_err(c, rc, "synchronous");
+}
+
 enum parley_err sq_end(struct sq_conn *c, enum parley_err err)
 {
     if (!err)

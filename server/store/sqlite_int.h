@@ -97,7 +97,12 @@ enum sq_stmt_id {
     ST_Q_DEVICE_USER,
     ST_Q_DEPTH,
     ST_Q_INSERT,
+    ST_Q_PUT,
+    ST_Q_SEQ_GET,
+    ST_Q_SEQ_SET,
+    ST_Q_SEQ_ADD,
     ST_Q_ACK,
+    ST_Q_ACK_RANGE,
     ST_Q_FETCH,
     ST_Q_EXPIRED,
     ST_Q_DELETE,
@@ -137,6 +142,7 @@ struct sq_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool sync_inited;
+    bool ids_gapped; /* queue: envelope ids skipped ahead once per process (sqlite_queue.c) */
     struct sq_conn conns[SQ_POOL_SIZE];
     bool busy[SQ_POOL_SIZE];
     struct keystore *ks; /* NULL: profile fields in plaintext (tests of other parts) */
@@ -211,6 +217,11 @@ void sq_rollback(struct sq_conn *c);
  * else (or when the commit fails) roll back. Returns err, or the commit's error. The
  * usual shape: `err = sq_begin(c); if (err) goto out; ... out: err = sq_end(c, err);`. */
 enum parley_err sq_end(struct sq_conn *c, enum parley_err err);
+/* synchronous = FULL (every connection's setting: a commit is on disk when it returns)
+ * or NORMAL (a commit is in the WAL file but not yet synced: a process crash loses
+ * nothing, a power loss may lose it; the next FULL commit or checkpoint syncs it). Only
+ * outside a transaction; whoever sets NORMAL sets FULL back before returning c. */
+enum parley_err sq_set_synchronous(struct sq_conn *c, bool full);
 
 /* ---- binding and reading ---- */
 

@@ -39,12 +39,23 @@
     "device_id, user_id, kind, sender_user, sender_device, client_msg_id, group_id, peer_user, "   \
     "peer_devices, created_at_ms, expires_at, body"
 
+/* Ids per ST_Q_ACK statement (?2 .. ?65; ?1 is the device). */
+#define ACK_CHUNK 64
+#define ACK_Q8 "?,?,?,?,?,?,?,?"
+#define ACK_Q64 ACK_Q8 "," ACK_Q8 "," ACK_Q8 "," ACK_Q8 "," ACK_Q8 "," ACK_Q8 "," ACK_Q8 "," ACK_Q8
+/* A run of at least this many consecutive ids is deleted as one range. */
+#define ACK_RUN_MIN 8
+/* Envelopes sq_queue_fetch makes room for before its first row. */
+#define FETCH_RESERVE_MAX 1024
+
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_Q_SENDER_OK] = "SELECT 1 FROM devices WHERE id = ?1 AND user_id = ?2",
     [ST_Q_SEEN_GET] = "SELECT 1 FROM sent_msg_ids WHERE sender_device = ?1 AND client_msg_id = ?2 "
                       "AND expires_at > ?3",
+    /* The device may be gone when a held copy is written late: then nothing to keep. */
     [ST_Q_SEEN_PUT] = "INSERT INTO sent_msg_ids (sender_device, client_msg_id, expires_at) "
-                      "VALUES (?1, ?2, ?3) ON CONFLICT (sender_device, client_msg_id) "
+                      "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1) "
+                      "ON CONFLICT (sender_device, client_msg_id) "
                       "DO UPDATE SET expires_at = excluded.expires_at",
     [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
                           "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
@@ -57,9 +68,22 @@ static const char *const stmt_sql[ST__COUNT] = {
                         "WHERE m.group_id = ?1 AND d.id <> ?2 ORDER BY d.id",
     [ST_Q_DEVICE_USER] = "SELECT user_id FROM devices WHERE id = ?1",
     [ST_Q_DEPTH] = "SELECT n FROM queue_depth WHERE device_id = ?1",
-    [ST_Q_INSERT] = "INSERT INTO envelopes (" ENV_COLS ") "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [ST_Q_ACK] = "DELETE FROM envelopes WHERE id = ?1 AND device_id = ?2",
+    /* ?13: the id the batch gave out, or NULL (a purge notice: the next one). */
+    [ST_Q_INSERT] = "INSERT INTO envelopes (id, " ENV_COLS ") "
+                    "VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_Q_PUT] = "INSERT INTO envelopes (id, " ENV_COLS ") "
+                 "SELECT ?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 "
+                 "WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
+    /* The last envelope id given out: AUTOINCREMENT's record, or a row above it. */
+    [ST_Q_SEQ_GET] = "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
+                     "WHERE name = 'envelopes'), 0), coalesce((SELECT max(id) FROM envelopes), 0))",
+    [ST_Q_SEQ_SET] = "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'envelopes' AND seq < ?1",
+    [ST_Q_SEQ_ADD] = "INSERT INTO sqlite_sequence (name, seq) SELECT 'envelopes', ?1 "
+                     "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'envelopes')",
+    /* An ack deletes many rows per statement (apply_ack): the ids of a list, unbound
+     * slots being NULL (they match nothing), or a range of consecutive acked ids. */
+    [ST_Q_ACK] = "DELETE FROM envelopes WHERE device_id = ?1 AND id IN (" ACK_Q64 ")",
+    [ST_Q_ACK_RANGE] = "DELETE FROM envelopes WHERE device_id = ?1 AND id BETWEEN ?2 AND ?3",
     [ST_Q_FETCH] = "SELECT e.id, e.kind, e.device_id, e.user_id, e.sender_user, "
                    "coalesce(u.username, ''), e.sender_device, e.client_msg_id, e.group_id, "
                    "e.peer_user, e.peer_devices, e.created_at_ms, e.expires_at, e.body "
@@ -320,15 +344,19 @@ out:
     return err;
 }
 
-/* Insert one envelope row; *id_out gets its id. */
-static enum parley_err env_insert(struct sq_conn *c, const struct store_envelope *e,
-                                  const uint8_t *body, size_t body_len, uint64_t *id_out)
+/* Insert one envelope row with statement sid (ST_Q_INSERT or ST_Q_PUT) under id, or
+ * under the next AUTOINCREMENT id when id is 0; *id_out gets the id. */
+static enum parley_err env_insert(struct sq_conn *c, enum sq_stmt_id sid,
+                                  const struct store_envelope *e, const uint8_t *body,
+                                  size_t body_len, uint64_t id, uint64_t *id_out)
 {
     sqlite3_stmt *st = NULL;
-    enum parley_err err = stmt(c, ST_Q_INSERT, &st);
+    enum parley_err err = stmt(c, sid, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, e->device_id);
+    int rc = id ? sqlite3_bind_int64(st, 13, (int64_t)id) : sqlite3_bind_null(st, 13);
+    if (rc == SQLITE_OK)
+        rc = sq_bind_text(st, 1, e->device_id);
     if (rc == SQLITE_OK)
         rc = sq_bind_text(st, 2, e->user_id);
     if (rc == SQLITE_OK)
@@ -362,7 +390,7 @@ static enum parley_err env_insert(struct sq_conn *c, const struct store_envelope
     }
     err = sq_step_done(c, st, "queue_insert");
     if (!err)
-        *id_out = (uint64_t)sqlite3_last_insert_rowid(c->db);
+        *id_out = id ? id : (uint64_t)sqlite3_last_insert_rowid(c->db);
     return err;
 }
 
@@ -411,10 +439,28 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
     return err;
 }
 
-/* Every check of a send, then its writes; leaves snd->status set. Returns an error
- * only for a database failure (the whole batch then fails). */
+/* Remember (sender_device, msgid) until expires_at: a resend is then DUPLICATE. */
+static enum parley_err remember_id(struct sq_conn *c, const char *sender_device,
+                                   const uint8_t msgid[STORE_MSGID_BYTES], int64_t expires_at)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_SEEN_PUT, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, sender_device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, msgid, STORE_MSGID_BYTES, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, expires_at);
+    return sq_exec(c, st, rc, "queue_send");
+}
+
+/* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
+ * send gets the id *next_id (then incremented); held copies are not written. Returns an
+ * error only for a database failure (the whole batch then fails). */
 static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_queue_send *snd,
-                                              int64_t now, struct target_entry *te)
+                                              int64_t now, struct target_entry *te,
+                                              uint64_t *next_id)
 {
     bool found = false;
     sqlite3_stmt *st = NULL;
@@ -494,22 +540,24 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         const struct store_user_device *r = &rcpt->v[idx[i]];
         memcpy(e.device_id, r->device_id, sizeof e.device_id);
         memcpy(e.user_id, r->user_id, sizeof e.user_id);
-        err = env_insert(c, &e, cp->body, cp->body_len, &cp->envelope_id);
+        cp->envelope_id = (*next_id)++;
+        if (!cp->hold)
+            err = env_insert(c, ST_Q_INSERT, &e, cp->body, cp->body_len, cp->envelope_id,
+                             &cp->envelope_id);
         if (err)
             goto out;
         memcpy(cp->user_id, r->user_id, sizeof cp->user_id);
     }
 
-    /* Remember the id for DUPLICATE as long as the message may sit in the queue. */
-    err = stmt(c, ST_Q_SEEN_PUT, &st);
-    if (err)
-        goto out;
-    rc = sq_bind_text(st, 1, snd->sender_device);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, snd->expires_at);
-    err = sq_exec(c, st, rc, "queue_send");
+    /* Remember the id for DUPLICATE as long as the message may sit in the queue, once a
+     * copy is in it: a send whose copies are all held is remembered when one is
+     * written (apply_put). Until then a crash may lose the held copies, and the
+     * sender's retry must be accepted, not called a duplicate. */
+    bool written = false;
+    for (size_t i = 0; i < snd->n_copies; i++)
+        written |= !snd->copies[i].hold;
+    if (written)
+        err = remember_id(c, snd->sender_device, snd->client_msg_id, snd->expires_at);
 out:
     free(idx);
     return err;
@@ -517,9 +565,9 @@ out:
 
 /* No savepoint: a refused send has written nothing (see the top of this file). */
 static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *snd, int64_t now,
-                                  struct target_cache *tc)
+                                  struct target_cache *tc, uint64_t *next_id)
 {
-    enum parley_err err = send_checks_and_insert(c, snd, now, cache_entry(tc, snd));
+    enum parley_err err = send_checks_and_insert(c, snd, now, cache_entry(tc, snd), next_id);
     if (err)
         return err; /* the caller rolls the whole transaction back */
     if (snd->status != STORE_SEND_OK) {
@@ -531,26 +579,125 @@ static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *sn
     return PARLEY_OK;
 }
 
-/* An ack is never refused (unknown or foreign ids delete nothing): no savepoint. */
+/* Run an ack DELETE (ST_Q_ACK or ST_Q_ACK_RANGE) for device with v[0..n) as ?2.. and
+ * count the rows it deleted (the depth trigger's updates are not counted). */
+static enum parley_err ack_delete(struct sq_conn *c, enum sq_stmt_id id, const char *device,
+                                  const uint64_t *v, size_t n, size_t *deleted)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, id, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, device);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(st, (int)i + 2, (int64_t)v[i]);
+    err = sq_exec(c, st, rc, "queue_ack");
+    if (!err)
+        *deleted += (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+/* An ack is never refused (unknown or foreign ids delete nothing): no savepoint. One
+ * statement per row made the writer the drain's main cost (issue #5), so ids go many
+ * per statement: a run of consecutive ids as given (a client acks in order) as one
+ * range — every id in it was acked, so it can match no other row — and the others
+ * ACK_CHUNK at a time in a list. A repeated id deletes nothing the second time, so
+ * deleted counts rows, not ids. Ids above INT64_MAX name no row and are skipped. */
 static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
 {
     enum parley_err err = PARLEY_OK;
-    for (size_t i = 0; i < ack->n_ids; i++) {
+    uint64_t list[ACK_CHUNK];
+    size_t n_list = 0;
+    const uint64_t *ids = ack->ids;
+    for (size_t i = 0; !err && i < ack->n_ids;) {
+        size_t j = i + 1;
+        while (j < ack->n_ids && ids[j - 1] < (uint64_t)INT64_MAX && ids[j] == ids[j - 1] + 1)
+            j++;
+        if (ids[i] > (uint64_t)INT64_MAX) {
+            /* no such row */
+        } else if (j - i >= ACK_RUN_MIN) {
+            uint64_t range[2] = {ids[i], ids[j - 1]};
+            err = ack_delete(c, ST_Q_ACK_RANGE, ack->device_id, range, 2, &ack->deleted);
+        } else {
+            for (size_t k = i; !err && k < j; k++) {
+                list[n_list++] = ids[k];
+                if (n_list == ACK_CHUNK) {
+                    err = ack_delete(c, ST_Q_ACK, ack->device_id, list, n_list, &ack->deleted);
+                    n_list = 0;
+                }
+            }
+        }
+        i = j;
+    }
+    if (!err && n_list)
+        err = ack_delete(c, ST_Q_ACK, ack->device_id, list, n_list, &ack->deleted);
+    return err;
+}
+
+/* A held copy written late, under its id; skipped when its device is gone. */
+static enum parley_err apply_put(struct sq_conn *c, struct store_queue_put *put)
+{
+    uint64_t id = 0;
+    const struct store_envelope *e = put->env;
+    enum parley_err err = env_insert(c, ST_Q_PUT, e, e->body, e->body_len, e->id, &id);
+    if (!err)
+        put->stored = sqlite3_changes(c->db) > 0;
+    if (!err && put->stored)
+        err = remember_id(c, e->sender_device, e->client_msg_id, e->expires_at);
+    return err;
+}
+
+/* The last envelope id given out (0: none yet). */
+static enum parley_err last_given_id(struct sq_conn *c, uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    int64_t v = 0;
+    enum parley_err err = stmt(c, ST_Q_SEQ_GET, &st);
+    if (!err)
+        err = sq_query_int(c, st, SQLITE_OK, &found, &v, "queue_seq");
+    *out = found && v > 0 ? (uint64_t)v : 0;
+    return err;
+}
+
+/* Record last as given out, so no later id repeats it (held copies never written
+ * included). AUTOINCREMENT keeps its record in sqlite_sequence; writing it is allowed. */
+static enum parley_err record_given_id(struct sq_conn *c, uint64_t last)
+{
+    static const enum sq_stmt_id ids[] = {ST_Q_SEQ_SET, ST_Q_SEQ_ADD};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         sqlite3_stmt *st = NULL;
-        err = stmt(c, ST_Q_ACK, &st);
+        enum parley_err err = stmt(c, ids[i], &st);
+        if (!err)
+            err = sq_exec(c, st, sqlite3_bind_int64(st, 1, (int64_t)last), "queue_seq");
         if (err)
             return err;
-        int rc = ack->ids[i] > (uint64_t)INT64_MAX
-                     ? sqlite3_bind_int64(st, 1, -1) /* no such row */
-                     : sqlite3_bind_int64(st, 1, (int64_t)ack->ids[i]);
-        if (rc == SQLITE_OK)
-            rc = sq_bind_text(st, 2, ack->device_id);
-        err = sq_exec(c, st, rc, "queue_ack");
-        if (err)
-            return err;
-        ack->deleted += (size_t)sqlite3_changes(c->db);
     }
     return PARLEY_OK;
+}
+
+/* Ids continue this far above the recorded last one after a restart: ids given out by
+ * commits a power loss rolled back (synchronous NORMAL, below) are not given again. The
+ * WAL is synced at least every checkpoint (1,000 pages), long before 2^24 ids. */
+#define ID_RESTART_GAP ((uint64_t)1 << 24)
+
+/* Must the batch's commit reach the disk before it returns? Yes when it writes an
+ * envelope (a sender is told OK because of it). A batch of held copies, remembered ids
+ * and acks need not: a process crash loses nothing (the WAL is written before COMMIT
+ * returns); a power loss could undo it, which re-delivers acked envelopes (clients
+ * drop duplicates) and forgets message ids of sends whose copies were all acked. */
+static bool batch_writes_envelopes(const struct store_queue_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == STORE_QOP_PUT)
+            return true;
+        if (ops[i].kind != STORE_QOP_SEND)
+            continue;
+        for (size_t k = 0; k < ops[i].u.send.n_copies; k++)
+            if (!ops[i].u.send.copies[k].hold)
+                return true;
+    }
+    return false;
 }
 
 enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size_t n, int64_t now)
@@ -569,20 +716,40 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
                 snd->copies[k].envelope_id = 0;
                 snd->copies[k].user_id[0] = '\0';
             }
-        } else {
+        } else if (ops[i].kind == STORE_QOP_ACK) {
             ops[i].u.ack.deleted = 0;
+        } else {
+            ops[i].u.put.stored = false;
         }
     }
+    uint64_t last = 0, next = 0;
+    bool gap = n_sends && !sq(s)->ids_gapped;
+    bool durable = gap || batch_writes_envelopes(ops, n);
     enum parley_err err = cache_init(&tc, n_sends);
+    if (!err && !durable)
+        err = sq_set_synchronous(c, false);
     if (!err)
         err = sq_begin(c);
+    if (!err && n_sends)
+        err = last_given_id(c, &last);
+    if (gap)
+        last += ID_RESTART_GAP;
+    next = last + 1;
     for (size_t i = 0; !err && i < n; i++) {
         if (ops[i].kind == STORE_QOP_SEND)
-            err = apply_send(c, &ops[i].u.send, now, &tc);
-        else
+            err = apply_send(c, &ops[i].u.send, now, &tc, &next);
+        else if (ops[i].kind == STORE_QOP_ACK)
             err = apply_ack(c, &ops[i].u.ack);
+        else
+            err = apply_put(c, &ops[i].u.put);
     }
+    if (!err && (gap || next - 1 > last))
+        err = record_given_id(c, next - 1);
     err = sq_end(c, err);
+    if (!durable && sq_set_synchronous(c, true) != PARLEY_OK)
+        err = err ? err : PARLEY_ERR_STORE; /* never hand a NORMAL connection back */
+    if (!err && gap)
+        sq(s)->ids_gapped = true;
     if (err) {
         for (size_t i = 0; i < n; i++)
             store_queue_op_cleanup(&ops[i]);
@@ -655,6 +822,13 @@ enum parley_err sq_queue_fetch(struct store *s, const char *device_id, uint64_t 
     enum parley_err err = stmt(c, ST_Q_FETCH, &st);
     if (err)
         goto out;
+    /* A drain asks for a window's worth: room for it at once instead of doubling. */
+    size_t want = limit < FETCH_RESERVE_MAX ? limit : FETCH_RESERVE_MAX;
+    if (want && !(a.v = malloc(want * sizeof *a.v))) {
+        err = PARLEY_ERR_NOMEM;
+        goto out;
+    }
+    a.cap = a.v ? want : 0;
     int rc = sq_bind_text(st, 1, device_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2,
@@ -682,6 +856,10 @@ out:
     if (err) {
         store_envelopes_free(a.v, a.n);
         return err;
+    }
+    if (!a.n) {
+        free(a.v); /* the room reserved: no row means *out NULL */
+        a.v = NULL;
     }
     *out = a.v;
     *n_out = a.n;
@@ -803,7 +981,7 @@ static enum parley_err queue_notices(struct sq_conn *c, const struct expired *x,
         e->peer_devices = count;
         e->created_at_ms = now * 1000;
         e->expires_at = now + notice_ttl_s;
-        err = env_insert(c, e, NULL, 0, &e->id);
+        err = env_insert(c, ST_Q_INSERT, e, NULL, 0, 0, &e->id);
         if (err)
             return err;
     }

@@ -317,10 +317,19 @@ static bool send_valid(const struct store_queue_send *q, int64_t now)
         return false;
     for (size_t i = 0; i < q->n_copies; i++) {
         const struct store_copy *c = &q->copies[i];
-        if (!store_id_valid(c->device_id) || (c->body_len > 0 && !c->body))
+        if (!store_id_valid(c->device_id) || (c->body_len > 0 && !c->body && !c->hold))
             return false;
     }
     return true;
+}
+
+/* A held copy to write: its id given out earlier, a message with its routing fields. */
+static bool put_valid(const struct store_envelope *e)
+{
+    return e && e->id > 0 && e->id <= (uint64_t)INT64_MAX && e->kind == STORE_ENV_MESSAGE &&
+           store_id_valid(e->device_id) && store_id_valid(e->user_id) &&
+           store_id_valid(e->sender_user) && store_id_valid(e->sender_device) &&
+           (e->body || e->body_len == 0);
 }
 
 enum parley_err store_queue_apply(struct store *s, struct store_queue_op *ops, size_t n,
@@ -337,6 +346,9 @@ enum parley_err store_queue_apply(struct store *s, struct store_queue_op *ops, s
         } else if (ops[i].kind == STORE_QOP_ACK) {
             const struct store_queue_ack *a = &ops[i].u.ack;
             if (!store_id_valid(a->device_id) || (a->n_ids > 0 && !a->ids))
+                return PARLEY_ERR_INVAL;
+        } else if (ops[i].kind == STORE_QOP_PUT) {
+            if (!put_valid(ops[i].u.put.env))
                 return PARLEY_ERR_INVAL;
         } else {
             return PARLEY_ERR_INVAL;

@@ -16,8 +16,16 @@
  * caller (the store treats it as opaque bytes), with an expiry. All queue mutations go
  * through store_queue_apply, which applies a batch of sends and acks in ONE transaction
  * and one commit (group commit: many envelopes, one fsync). An envelope is deleted in
- * the transaction that records its ack. Envelope ids are assigned by the store,
- * increase strictly in commit order, and are never reused.
+ * the transaction that records its ack. Envelope ids are assigned by the store, increase
+ * strictly in the order sends are applied, and are never reused.
+ *
+ * Write-back (DESIGN "the hot path need not touch the disk"): a copy may be *held*: the
+ * send is checked, remembered and given its envelope id like any other, but its row is
+ * not written. The caller keeps it in memory, hands it to the connected device, and
+ * either forgets it when that device acks it first or writes it later with a PUT op
+ * under the id it was given. Ids are recorded as given (sqlite_sequence) in the
+ * transaction that gives them out, so a held copy that is never written never has its
+ * id reused.
  */
 #ifndef PARLEY_SERVER_STORE_MESSAGING_H
 #define PARLEY_SERVER_STORE_MESSAGING_H
@@ -171,8 +179,9 @@ void store_envelopes_free(struct store_envelope *e, size_t n);
 /* One recipient device's copy inside a send. */
 struct store_copy {
     const char *device_id;
-    const uint8_t *body; /* sealed by the caller */
+    const uint8_t *body; /* sealed by the caller; may be NULL when held */
     size_t body_len;
+    bool hold;           /* write-back: give it an id, but do not write the row */
     /* out, when the send is STORE_SEND_OK: */
     uint64_t envelope_id;
     char user_id[STORE_ID_LEN + 1];
@@ -180,7 +189,9 @@ struct store_copy {
 
 enum store_send_status {
     STORE_SEND_OK = 0,
-    STORE_SEND_DUPLICATE,   /* (sender_device, client_msg_id) already accepted */
+    STORE_SEND_DUPLICATE,   /* (sender_device, client_msg_id) accepted before, and a copy
+                               of it written (a send whose copies were all held counts
+                               once one of them is written by a PUT) */
     STORE_SEND_STALE,       /* copies do not match the recipients: see missing/extra */
     STORE_SEND_NOT_MEMBER,  /* group send from a non-member */
     STORE_SEND_NO_TARGET,   /* to_user or group unknown */
@@ -216,13 +227,25 @@ struct store_queue_ack {
     size_t deleted;
 };
 
-enum store_queue_op_kind { STORE_QOP_SEND, STORE_QOP_ACK };
+/* Write a held copy (see "Write-back" above): env->id is the id its send gave it, the
+ * other fields as store_queue_fetch would return them (kind MESSAGE; sender_username
+ * ignored), env->body sealed. Written only if the device still exists (it may have been
+ * revoked or its account deleted while the copy was held); never refused otherwise. */
+struct store_queue_put {
+    /* in */
+    const struct store_envelope *env;
+    /* out */
+    bool stored;
+};
+
+enum store_queue_op_kind { STORE_QOP_SEND, STORE_QOP_ACK, STORE_QOP_PUT };
 
 struct store_queue_op {
     enum store_queue_op_kind kind;
     union {
         struct store_queue_send send;
         struct store_queue_ack ack;
+        struct store_queue_put put;
     } u;
 };
 

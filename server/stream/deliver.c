@@ -29,10 +29,12 @@
 
 #include "app.h"
 #include "clock.h"
+#include "held.h"
 #include "http_server.h"
 #include "log.h"
 #include "seal.h"
 #include "stream_int.h"
+#include "writer.h"
 
 struct fetch_job {
     uv_work_t w;
@@ -55,17 +57,65 @@ static void free_list(struct outmsg *m)
     }
 }
 
+/* Move e into v (its body with it). */
+static void env_move(struct store_envelope *v, struct store_envelope *e)
+{
+    *v = *e;
+    e->body = NULL;
+}
+
+/* The queue as a drain sees it: the held copies (held.h) and the store's rows merged by
+ * id, at most limit. Held first: a copy written and forgotten between the two reads is
+ * in the store's read (then both have it: the store's row is kept). */
+static enum parley_err fetch_queue(struct sconn *c, uint64_t after, size_t limit, int64_t now,
+                                   struct store_envelope **out, size_t *n_out)
+{
+    struct store_envelope *h = NULL, *s = NULL, *v = NULL;
+    size_t nh = 0, ns = 0, n = 0, i = 0, k = 0;
+    enum parley_err err =
+        held_fetch(writer_held(c->st->writer), c->device_id, after, limit, &h, &nh);
+    if (!err)
+        err = store_queue_fetch(c->st->app->store, c->device_id, after, limit, now, &s, &ns);
+    if (!err && (!nh || !ns)) {
+        *out = nh ? h : s;
+        *n_out = nh ? nh : ns;
+        if (nh)
+            h = NULL, nh = 0;
+        else
+            s = NULL, ns = 0;
+    } else if (!err && !(v = malloc((nh + ns) * sizeof *v))) {
+        err = PARLEY_ERR_NOMEM;
+    } else if (!err) {
+        while (n < limit && (i < nh || k < ns)) {
+            if (k < ns && i < nh && h[i].id == s[k].id)
+                i++; /* written meanwhile: the store's row */
+            else if (k < ns && (i == nh || s[k].id < h[i].id))
+                env_move(&v[n++], &s[k++]);
+            else
+                env_move(&v[n++], &h[i++]);
+        }
+        *out = v;
+        *n_out = n;
+    }
+    store_envelopes_free(h, nh);
+    store_envelopes_free(s, ns);
+    return err;
+}
+
 static void fetch_work(uv_work_t *w)
 {
     struct fetch_job *f = w->data;
     struct sconn *c = f->c;
     struct store_envelope *env = NULL;
     size_t n = 0;
-    f->err = store_queue_fetch(c->st->app->store, c->device_id, f->after, f->limit, f->now,
-                               &env, &n);
+    f->err = fetch_queue(c, f->after, f->limit, f->now, &env, &n);
     if (f->err)
         return;
     f->n_env = n;
+    /* One scratch buffer for the unsealed bodies of the page, grown to the largest: a
+     * malloc per envelope was a visible part of the drain (issue #5). */
+    uint8_t *ct = NULL;
+    size_t ct_cap = 0;
     for (size_t i = 0; i < n; i++) {
         struct store_envelope *e = &env[i];
         struct outmsg *m = NULL;
@@ -75,20 +125,21 @@ static void fetch_work(uv_work_t *w)
             if (e->body_len < SEAL_OVERHEAD)
                 continue;
             size_t ct_len = e->body_len - SEAL_OVERHEAD;
-            uint8_t *ct = malloc(ct_len ? ct_len : 1);
-            if (!ct) {
-                f->err = PARLEY_ERR_NOMEM;
-                break;
+            if (ct_len > ct_cap || !ct) {
+                free(ct);
+                ct_cap = ct_len > 4096 ? ct_len : 4096;
+                if (!(ct = malloc(ct_cap))) {
+                    f->err = PARLEY_ERR_NOMEM;
+                    break;
+                }
             }
             if (seal_open(c->st->key, e->device_id, e->sender_device, e->client_msg_id, e->body,
                           e->body_len, ct) != PARLEY_OK) {
                 /* Altered or sealed under another key: undeliverable, left to expire. */
                 log_event(LOG_WARN, "envelope_unseal_failed", NULL);
-                free(ct);
                 continue;
             }
             m = pack_stored(e, ct, ct_len);
-            free(ct);
         } else {
             m = pack_stored(e, NULL, 0);
         }
@@ -102,6 +153,7 @@ static void fetch_work(uv_work_t *w)
             f->head = m;
         f->tail = m;
     }
+    free(ct);
     store_envelopes_free(env, n);
 }
 

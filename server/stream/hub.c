@@ -3,7 +3,7 @@
  * spreads them; an attacker cannot choose them: they come from the store).
  *
  * Two tables of the same shape: d (device id -> connection, holds the references) and
- * u (user id -> connections, one node per registered connection, no references). A
+ * u (user id -> connections, linked through the connections themselves, no references). A
  * connection is in u exactly while it is in d; both change under the device shard's
  * lock, the user shard's lock taken inside it.
  */
@@ -18,14 +18,14 @@
 #define HUB_SHARDS 16
 #define HUB_BUCKETS 256 /* per shard */
 
-struct hub_node {
-    struct hub_node *next;
-    struct sconn *c;
-};
+/* The chains are intrusive (c->hub_next for the device index, c->hub_user_next for the
+ * user index): no node allocation per connection, registration cannot run out of
+ * memory, and an idle stream stays small (issue #5). */
+enum hub_index { HUB_DEV, HUB_USER };
 
 struct hub_shard {
     pthread_mutex_t mu;
-    struct hub_node *b[HUB_BUCKETS];
+    struct sconn *b[HUB_BUCKETS];
     size_t n;
 };
 
@@ -42,6 +42,11 @@ static uint32_t hash(const char *k)
     return h;
 }
 
+static struct sconn **next_of(struct sconn *c, enum hub_index ix)
+{
+    return ix == HUB_DEV ? &c->hub_next : &c->hub_user_next;
+}
+
 enum parley_err hub_new(struct hub **out)
 {
     struct hub *h = calloc(1, sizeof *h);
@@ -55,103 +60,90 @@ enum parley_err hub_new(struct hub **out)
     return PARLEY_OK;
 }
 
-static void free_table(struct hub_shard *t, bool unref)
-{
-    for (size_t i = 0; i < HUB_SHARDS; i++) {
-        for (size_t j = 0; j < HUB_BUCKETS; j++) {
-            struct hub_node *n = t[i].b[j];
-            while (n) {
-                struct hub_node *next = n->next;
-                if (unref)
-                    sconn_unref(n->c);
-                free(n);
-                n = next;
-            }
-        }
-        pthread_mutex_destroy(&t[i].mu);
-    }
-}
-
 void hub_free(struct hub *h)
 {
     if (!h)
         return;
-    free_table(h->u, false);
-    free_table(h->d, true);
+    for (size_t i = 0; i < HUB_SHARDS; i++) {
+        for (size_t j = 0; j < HUB_BUCKETS; j++) {
+            struct sconn *c = h->d[i].b[j];
+            while (c) {
+                struct sconn *next = c->hub_next;
+                sconn_unref(c); /* the user index holds no references */
+                c = next;
+            }
+        }
+        pthread_mutex_destroy(&h->d[i].mu);
+        pthread_mutex_destroy(&h->u[i].mu);
+    }
     free(h);
 }
 
-static struct hub_node **slot(struct hub_shard *t, const char *key, struct hub_shard **sh)
+static struct sconn **slot(struct hub_shard *t, const char *key, struct hub_shard **sh)
 {
     uint32_t x = hash(key);
     *sh = &t[x % HUB_SHARDS];
     return &(*sh)->b[(x / HUB_SHARDS) % HUB_BUCKETS];
 }
 
-/* Under the device shard's lock: put node un (for c) into the user index. */
-static void user_add(struct hub *h, struct hub_node *un, struct sconn *c)
+/* Unlink c from the chain at p (a shard's bucket, under its lock); false if absent. */
+static bool chain_remove(struct sconn **p, const struct sconn *c, enum hub_index ix)
+{
+    for (; *p; p = next_of(*p, ix)) {
+        if (*p == c) {
+            *p = *next_of(*p, ix);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under the device shard's lock: put c into the user index. */
+static void user_add(struct hub *h, struct sconn *c)
 {
     struct hub_shard *sh;
-    struct hub_node **head = slot(h->u, c->user_id, &sh);
-    un->c = c;
+    struct sconn **head = slot(h->u, c->user_id, &sh);
     pthread_mutex_lock(&sh->mu);
-    un->next = *head;
-    *head = un;
+    c->hub_user_next = *head;
+    *head = c;
     sh->n++;
     pthread_mutex_unlock(&sh->mu);
 }
 
-/* Under the device shard's lock: unlink c's node from the user index and return it
- * (the caller frees it after unlocking), or NULL. */
-static struct hub_node *user_remove(struct hub *h, const struct sconn *c)
+/* Under the device shard's lock: take c out of the user index. */
+static void user_remove(struct hub *h, const struct sconn *c)
 {
     struct hub_shard *sh;
-    struct hub_node **p = slot(h->u, c->user_id, &sh);
-    struct hub_node *gone = NULL;
+    struct sconn **p = slot(h->u, c->user_id, &sh);
     pthread_mutex_lock(&sh->mu);
-    for (; *p; p = &(*p)->next) {
-        if ((*p)->c == c) {
-            gone = *p;
-            *p = gone->next;
-            sh->n--;
-            break;
-        }
-    }
+    if (chain_remove(p, c, HUB_USER))
+        sh->n--;
     pthread_mutex_unlock(&sh->mu);
-    return gone;
 }
 
 enum parley_err hub_register(struct hub *h, struct sconn *c, struct sconn **old)
 {
     struct hub_shard *sh;
-    struct hub_node **head = slot(h->d, c->device_id, &sh);
-    struct hub_node *dn = malloc(sizeof *dn), *un = malloc(sizeof *un), *spare = NULL;
+    struct sconn **p = slot(h->d, c->device_id, &sh);
     *old = NULL;
-    if (!dn || !un) {
-        free(dn);
-        free(un);
-        return PARLEY_ERR_NOMEM;
-    }
+    sconn_ref(c);
     pthread_mutex_lock(&sh->mu);
-    for (struct hub_node *n = *head; n; n = n->next) {
-        if (strcmp(n->c->device_id, c->device_id) == 0) {
-            *old = n->c; /* the hub's reference goes to the caller */
-            spare = user_remove(h, n->c);
-            sconn_ref(c);
-            n->c = c;
-            user_add(h, un, c);
+    for (; *p; p = &(*p)->hub_next) {
+        if (strcmp((*p)->device_id, c->device_id) == 0) {
+            *old = *p; /* the hub's reference goes to the caller */
+            user_remove(h, *old);
+            c->hub_next = (*old)->hub_next;
+            *p = c;
+            user_add(h, c);
             pthread_mutex_unlock(&sh->mu);
-            free(dn);
-            free(spare);
             return PARLEY_OK;
         }
     }
-    sconn_ref(c);
-    dn->c = c;
-    dn->next = *head;
-    *head = dn;
+    /* p is the end of the chain: append. */
+    c->hub_next = NULL;
+    *p = c;
     sh->n++;
-    user_add(h, un, c);
+    user_add(h, c);
     pthread_mutex_unlock(&sh->mu);
     return PARLEY_OK;
 }
@@ -159,35 +151,28 @@ enum parley_err hub_register(struct hub *h, struct sconn *c, struct sconn **old)
 void hub_unregister(struct hub *h, struct sconn *c)
 {
     struct hub_shard *sh;
-    struct hub_node **p = slot(h->d, c->device_id, &sh);
-    struct hub_node *gone = NULL, *ugone = NULL;
+    struct sconn **p = slot(h->d, c->device_id, &sh);
+    bool gone;
     pthread_mutex_lock(&sh->mu);
-    for (; *p; p = &(*p)->next) {
-        if ((*p)->c == c) {
-            gone = *p;
-            *p = gone->next;
-            sh->n--;
-            ugone = user_remove(h, c);
-            break;
-        }
+    gone = chain_remove(p, c, HUB_DEV);
+    if (gone) {
+        sh->n--;
+        user_remove(h, c);
     }
     pthread_mutex_unlock(&sh->mu);
-    free(ugone);
-    if (gone) {
-        sconn_unref(gone->c);
-        free(gone);
-    }
+    if (gone)
+        sconn_unref(c);
 }
 
 struct sconn *hub_lookup(struct hub *h, const char *device_id)
 {
     struct hub_shard *sh;
-    struct hub_node **head = slot(h->d, device_id, &sh);
+    struct sconn **head = slot(h->d, device_id, &sh);
     struct sconn *c = NULL;
     pthread_mutex_lock(&sh->mu);
-    for (struct hub_node *n = *head; n; n = n->next) {
-        if (strcmp(n->c->device_id, device_id) == 0) {
-            c = n->c;
+    for (struct sconn *x = *head; x; x = x->hub_next) {
+        if (strcmp(x->device_id, device_id) == 0) {
+            c = x;
             sconn_ref(c);
             break;
         }
@@ -200,14 +185,14 @@ enum parley_err hub_user_connections(struct hub *h, const char *user_id, struct 
                                      size_t *n_out)
 {
     struct hub_shard *sh;
-    struct hub_node **head = slot(h->u, user_id, &sh);
+    struct sconn **head = slot(h->u, user_id, &sh);
     struct sconn **v = NULL;
     size_t n = 0;
     *out = NULL;
     *n_out = 0;
     pthread_mutex_lock(&sh->mu);
-    for (struct hub_node *x = *head; x; x = x->next)
-        if (strcmp(x->c->user_id, user_id) == 0)
+    for (struct sconn *x = *head; x; x = x->hub_user_next)
+        if (strcmp(x->user_id, user_id) == 0)
             n++;
     if (n) {
         v = malloc(n * sizeof *v);
@@ -216,10 +201,10 @@ enum parley_err hub_user_connections(struct hub *h, const char *user_id, struct 
             return PARLEY_ERR_NOMEM;
         }
         n = 0;
-        for (struct hub_node *x = *head; x; x = x->next) {
-            if (strcmp(x->c->user_id, user_id) == 0) {
-                sconn_ref(x->c);
-                v[n++] = x->c;
+        for (struct sconn *x = *head; x; x = x->hub_user_next) {
+            if (strcmp(x->user_id, user_id) == 0) {
+                sconn_ref(x);
+                v[n++] = x;
             }
         }
     }

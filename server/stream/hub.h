@@ -10,7 +10,7 @@
  * account deletion (stream_disconnect_user); it holds no references of its own and is
  * changed only together with the device index (lock order: device shard, then user
  * shard; never two user shards at once).
- * Threads: any. Memory: two small nodes per connected device.
+ * Threads: any. Memory: none per connected device (the chains run through struct sconn).
  */
 #ifndef PARLEY_SERVER_STREAM_HUB_H
 #define PARLEY_SERVER_STREAM_HUB_H
@@ -27,7 +27,8 @@ PARLEY_WUR enum parley_err hub_new(struct hub **out);
 void hub_free(struct hub *h);
 /* Register c under c->device_id (the hub takes a reference). If another connection was
  * registered for the device, *old gets it with the hub's reference handed to the caller
- * (who closes it and unrefs it); else NULL. PARLEY_ERR_NOMEM. */
+ * (who closes it and unrefs it); else NULL. Allocates nothing: returns PARLEY_OK (the
+ * error return stays for callers written against a hub that allocates). */
 PARLEY_WUR enum parley_err hub_register(struct hub *h, struct sconn *c, struct sconn **old);
 /* Remove c if it is still the device's connection (a replaced one is not). */
 void hub_unregister(struct hub *h, struct sconn *c);

@@ -200,19 +200,12 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
         struct writer_copy *wc = &j->copies[i];
         snprintf(wc->device_id, sizeof wc->device_id, "%s", dc->device_id);
         wc->ct_len = dc->ciphertext.len;
-        wc->sealed_len = wc->ct_len + SEAL_OVERHEAD;
-        wc->ct = malloc(wc->ct_len);
-        wc->sealed = malloc(wc->sealed_len);
-        if (!wc->ct || !wc->sealed)
+        wc->ct = malloc(wc->ct_len ? wc->ct_len : 1);
+        if (!wc->ct)
             goto oom;
         memcpy(wc->ct, dc->ciphertext.data, wc->ct_len);
-        if (seal_envelope(c->st->key, wc->device_id, c->device_id, j->msgid, wc->ct, wc->ct_len,
-                          wc->sealed) != PARLEY_OK) {
-            send_error(c, id, "internal", "internal error");
-            writer_job_free(j);
-            return;
-        }
-        j->bytes += wc->ct_len + wc->sealed_len + sizeof *wc;
+        /* Sealed by the writer, and only if it is written (held copies acked in time never are). */
+        j->bytes += 2 * wc->ct_len + SEAL_OVERHEAD + sizeof *wc;
     }
     submit(c, j);
     return;
@@ -255,12 +248,6 @@ static void on_message(struct ws_conn *ws, bool binary, const uint8_t *data, siz
     frame_release(&r);
 }
 
-/* The re-validation timer of a closed connection is gone: drop its reference. */
-static void on_reval_closed(uv_handle_t *h)
-{
-    sconn_unref(h->data);
-}
-
 static void on_close(struct ws_conn *ws, uint16_t code, void *user)
 {
     (void)ws;
@@ -270,8 +257,6 @@ static void on_close(struct ws_conn *ws, uint16_t code, void *user)
     snprintf(cs, sizeof cs, "%u", (unsigned)code);
     log_event(LOG_DEBUG, "stream_closed", "device", pseudo, "code", cs, NULL);
     c->ws = NULL;
-    uv_timer_stop(&c->reval);
-    uv_close((uv_handle_t *)&c->reval, on_reval_closed);
     deliver_closed(c);
     hub_unregister(c->st->hub, c);
     sconn_unref(c); /* the WebSocket's reference */
@@ -281,64 +266,124 @@ static const struct ws_callbacks ws_cbs = {on_message, on_close};
 
 /* ------------------------------------------------------------ revocation */
 
-struct reval_job {
-    uv_work_t w;
+/* The session checks that fall due in one sweep of one loop go to the thread pool as one
+ * job: a job per connection would keep about a third of all connections' jobs (~160
+ * bytes each) allocated after every sweep, which is most of an idle stream's memory
+ * budget (issue #5). The batch collecting on a loop thread is that thread's own state;
+ * it is handed to the pool by a post that runs after the sweep. */
+struct reval_item {
     struct sconn *c; /* a reference */
-    int64_t now;
-    enum parley_err err;
+    bool gone;       /* the session no longer exists (worker) */
 };
+
+struct reval_batch {
+    uv_work_t w;
+    struct http_loop *loop;
+    int64_t now;
+    size_t n, cap;
+    struct reval_item *v;
+};
+
+static _Thread_local struct reval_batch *reval_open; /* being filled on this loop thread */
 
 static void reval_work(uv_work_t *w)
 {
-    struct reval_job *j = w->data;
-    struct store_session sess;
-    j->err = store_session_lookup(j->c->st->app->store, j->c->token_hash, j->now, &sess);
-    if (j->err == PARLEY_OK && strcmp(sess.device_id, j->c->device_id) != 0)
-        j->err = PARLEY_ERR_NOTFOUND; /* cannot happen: a session has one device */
-    sodium_memzero(&sess, sizeof sess);
+    struct reval_batch *b = w->data;
+    for (size_t i = 0; i < b->n; i++) {
+        struct sconn *c = b->v[i].c;
+        struct store_session sess;
+        enum parley_err err = store_session_lookup(c->st->app->store, c->token_hash, b->now,
+                                                   &sess);
+        /* A store failure is not a revocation: try again at the next period. A device
+         * mismatch cannot happen (a session has one device) but would count as gone. */
+        b->v[i].gone = err == PARLEY_ERR_NOTFOUND ||
+                       (err == PARLEY_OK && strcmp(sess.device_id, c->device_id) != 0);
+        sodium_memzero(&sess, sizeof sess);
+    }
 }
 
 static void reval_done(uv_work_t *w, int status)
 {
-    struct reval_job *j = w->data;
-    struct sconn *c = j->c;
-    c->reval_busy = false;
-    /* A store failure is not a revocation: try again at the next tick. */
-    if (status == 0 && c->ws && j->err == PARLEY_ERR_NOTFOUND)
-        close_revoked(c, "session_check");
-    sconn_unref(c);
-    free(j);
+    struct reval_batch *b = w->data;
+    for (size_t i = 0; i < b->n; i++) {
+        struct sconn *c = b->v[i].c;
+        c->reval_busy = false;
+        if (status == 0 && c->ws && b->v[i].gone)
+            close_revoked(c, "session_check");
+        sconn_unref(c);
+    }
+    free(b->v);
+    free(b);
 }
 
-static void on_reval(uv_timer_t *t)
+/* Posted when a batch was opened: runs after the sweep that filled it. */
+static void reval_submit(void *arg)
 {
-    struct sconn *c = t->data;
+    struct reval_batch *b = arg;
+    if (reval_open == b)
+        reval_open = NULL;
+    if (uv_queue_work(http_loop_uv(b->loop), &b->w, reval_work, reval_done) != 0)
+        reval_done(&b->w, -1);
+}
+
+static struct reval_batch *reval_batch_open(struct http_loop *loop)
+{
+    if (reval_open)
+        return reval_open;
+    struct reval_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->w.data = b;
+    b->loop = loop;
+    b->now = clock_now_s();
+    if (http_loop_post(loop, reval_submit, b) != PARLEY_OK) {
+        free(b);
+        return NULL; /* the loop is stopping */
+    }
+    reval_open = b;
+    return b;
+}
+
+/* The transport's sweep (ws_set_tick, about once a second) asks every open stream; due
+ * ones join this loop's batch. No timer per connection: a uv_timer_t is 152 bytes and
+ * an idle stream must stay small (issue #5). */
+static void on_reval_tick(struct ws_conn *ws, uint64_t now_ms, void *user)
+{
+    (void)ws;
+    struct sconn *c = user;
+    if (now_ms < c->reval_at)
+        return;
+    /* Keep the cadence (and the spread) rather than drift by the sweep's lateness. */
+    c->reval_at += STREAM_REVALIDATE_MS;
+    if (c->reval_at <= now_ms)
+        c->reval_at = now_ms + STREAM_REVALIDATE_MS;
     if (!c->ws || c->reval_busy)
         return;
-    struct reval_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return; /* next tick */
-    j->w.data = j;
-    j->now = clock_now_s();
-    sconn_ref(c);
-    j->c = c;
-    c->reval_busy = true;
-    if (uv_queue_work(http_loop_uv(c->loop), &j->w, reval_work, reval_done) != 0) {
-        c->reval_busy = false;
-        sconn_unref(c);
-        free(j);
+    struct reval_batch *b = reval_batch_open(c->loop);
+    if (!b)
+        return; /* next period */
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        struct reval_item *v = realloc(b->v, cap * sizeof *v);
+        if (!v)
+            return; /* next period */
+        b->v = v;
+        b->cap = cap;
     }
+    sconn_ref(c);
+    b->v[b->n].c = c;
+    b->v[b->n].gone = false;
+    b->n++;
+    c->reval_busy = true;
 }
 
-/* Loop thread, right after the upgrade: start the re-validation timer (it takes a
- * reference, dropped when on_close has closed the timer). */
+/* Loop thread, right after the upgrade: the first check comes after a random part of
+ * the period so that connections spread out; the WebSocket stops ticking when it closes
+ * (no reference needed: the ticks come from the WebSocket itself). */
 static void reval_start(struct sconn *c)
 {
-    (void)uv_timer_init(http_loop_uv(c->loop), &c->reval);
-    c->reval.data = c;
-    sconn_ref(c);
-    uint64_t first = 1 + randombytes_uniform(STREAM_REVALIDATE_MS);
-    (void)uv_timer_start(&c->reval, on_reval, first, STREAM_REVALIDATE_MS);
+    c->reval_at = uv_now(http_loop_uv(c->loop)) + 1 + randombytes_uniform(STREAM_REVALIDATE_MS);
+    ws_set_tick(c->ws, on_reval_tick);
 }
 
 static size_t post_revoke(struct sconn *c)
@@ -551,11 +596,21 @@ enum parley_err stream_metrics_render(void *ctx, struct buf *out)
         "parley_queue_commits_total %llu\n"
         "# HELP parley_queue_commit_ops_total Sends and acks applied by those commits.\n"
         "# TYPE parley_queue_commit_ops_total counter\n"
-        "parley_queue_commit_ops_total %llu\n",
+        "parley_queue_commit_ops_total %llu\n"
+        "# HELP parley_queue_held_acked_total Copies acked while held (write-back): never "
+        "written.\n"
+        "# TYPE parley_queue_held_acked_total counter\n"
+        "parley_queue_held_acked_total %llu\n"
+        "# HELP parley_queue_held_written_total Held copies written because no ack came in "
+        "time.\n"
+        "# TYPE parley_queue_held_written_total counter\n"
+        "parley_queue_held_written_total %llu\n",
         (unsigned long long)atomic_load(&st->accepted),
         (unsigned long long)atomic_load(&st->delivered),
         (unsigned long long)atomic_load(&st->acked), (unsigned long long)atomic_load(&st->purged),
         (unsigned long long)atomic_load(&st->notices),
         (unsigned long long)atomic_load(&st->commits),
-        (unsigned long long)atomic_load(&st->commit_ops));
+        (unsigned long long)atomic_load(&st->commit_ops),
+        (unsigned long long)atomic_load(&st->held_acked),
+        (unsigned long long)atomic_load(&st->held_written));
 }

@@ -47,6 +47,7 @@ struct stream {
     struct ratelimit *rl_send;
     /* counters (any thread) */
     atomic_uint_fast64_t accepted, delivered, acked, purged, commits, commit_ops, notices;
+    atomic_uint_fast64_t held_acked, held_written; /* write-back (held.h) */
 };
 
 struct inflight {
@@ -63,9 +64,10 @@ struct sconn {
     char device_id[STORE_ID_LEN + 1];
     char username[STORE_USERNAME_MAX + 1];
     uint8_t token_hash[STORE_TOKEN_HASH_BYTES]; /* of the session that opened it */
+    struct sconn *hub_next, *hub_user_next; /* hub.c's chains, under its shard locks */
     /* loop thread only */
     struct ws_conn *ws;
-    uv_timer_t reval;   /* session re-validation; holds a reference until closed */
+    uint64_t reval_at;  /* uv_now ms of the next session re-validation (stream.c) */
     bool reval_busy;    /* a lookup is on the thread pool */
     bool draining;      /* delivering from the store rather than from pushes */
     bool fetching;      /* a fetch is on the thread pool */

@@ -1,8 +1,15 @@
 /*
  * writer.c — see writer.h. One pthread, one mutex + condition variable (monotonic
- * clock) guarding a FIFO of jobs. The store call runs without the lock held, so loops
- * keep submitting while a batch commits: the next batch is whatever gathered meanwhile,
- * which is what makes the commit cost per message shrink under load.
+ * clock) guarding two FIFOs of jobs (sends, acks). The store call runs without the lock
+ * held, so loops keep submitting while a batch commits: the next batch is whatever
+ * gathered meanwhile, which is what makes the commit cost per message shrink under load.
+ *
+ * Acks are matched against the held copies before they are queued, on the acker's loop
+ * (writer_submit): a match is forgotten, never written, and when it was its send's last
+ * held copy the sender gets SendResult OK right there. Only the ids left reach a batch.
+ * One batch, in order: (1) the held copies that fell due become PUT ops; (2) each copy
+ * of a send whose device is connected is marked hold while the set has room; (3) one
+ * store_queue_apply; (4) results, the new holds, pushes.
  */
 #include "writer.h"
 
@@ -14,19 +21,36 @@
 #include "app.h"
 #include "clock.h"
 #include "config.h"
+#include "held.h"
 #include "hub.h"
 #include "log.h"
+#include "seal.h"
 #include "stream_int.h"
+
+struct jobq {
+    struct writer_job *head, *tail;
+    size_t n;
+};
 
 struct writer {
     struct stream *st;
+    struct held *held;
     pthread_t th;
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct writer_job *head, *tail;
-    size_t n_jobs, n_bytes;
+    struct jobq sends, acks;
+    size_t n_bytes;
     bool stopping;
+};
+
+/* What one batch applies (writer thread). */
+struct batch {
+    struct writer_job *sends, *acks; /* NULL-terminated lists */
+    size_t n_sends, n_acks;
+    struct held_copy **due;          /* held copies to write now */
+    size_t n_due;
+    bool flush;                      /* stopping: hold nothing new, write all held */
 };
 
 void writer_job_free(struct writer_job *j)
@@ -49,6 +73,10 @@ enum parley_err writer_new(struct stream *st, struct writer **out)
     struct writer *w = calloc(1, sizeof *w);
     if (!w)
         return PARLEY_ERR_NOMEM;
+    if (held_new(WRITER_HELD_MAX, st->key, &w->held) != PARLEY_OK) {
+        free(w);
+        return PARLEY_ERR_NOMEM;
+    }
     w->st = st;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -60,28 +88,50 @@ enum parley_err writer_new(struct stream *st, struct writer **out)
     return PARLEY_OK;
 }
 
-enum parley_err writer_submit(struct writer *w, struct writer_job *j)
+struct held *writer_held(struct writer *w)
 {
-    pthread_mutex_lock(&w->mu);
-    if (w->stopping) {
-        pthread_mutex_unlock(&w->mu);
-        return PARLEY_ERR_CLOSED;
-    }
-    if (w->n_jobs >= WRITER_MAX_JOBS || j->bytes > WRITER_MAX_BYTES - w->n_bytes) {
-        pthread_mutex_unlock(&w->mu);
-        return PARLEY_ERR_LIMIT;
-    }
+    return w->held;
+}
+
+static void jobq_push(struct jobq *q, struct writer_job *j)
+{
     j->next = NULL;
-    if (w->tail)
-        w->tail->next = j;
+    if (q->tail)
+        q->tail->next = j;
     else
-        w->head = j;
-    w->tail = j;
-    w->n_jobs++;
-    w->n_bytes += j->bytes;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    return PARLEY_OK;
+        q->head = j;
+    q->tail = j;
+    q->n++;
+}
+
+/* Take up to max jobs off q's front as a NULL-terminated list; *n gets the count and
+ * *bytes loses theirs. */
+static struct writer_job *jobq_take(struct jobq *q, size_t max, size_t *n, size_t *bytes)
+{
+    struct writer_job *first = q->head, *last = NULL;
+    size_t k = 0;
+    for (struct writer_job *j = q->head; j && k < max; j = j->next, k++) {
+        *bytes -= j->bytes;
+        last = j;
+    }
+    *n = k;
+    if (!last)
+        return NULL;
+    q->head = last->next;
+    if (!q->head)
+        q->tail = NULL;
+    last->next = NULL;
+    q->n -= k;
+    return first;
+}
+
+static void free_list(struct writer_job *j)
+{
+    while (j) {
+        struct writer_job *next = j->next;
+        writer_job_free(j);
+        j = next;
+    }
 }
 
 static struct timespec mono_deadline(uint64_t at_us)
@@ -150,25 +200,106 @@ out:
     return m;
 }
 
-/* After the commit: answer the sender and push the copies to connected recipients. */
-static void finish_send(struct stream *st, struct writer_job *j, const struct store_queue_send *s)
+static void reply_send_ok(struct writer_job *j)
 {
-    switch (s->status) {
-    case STORE_SEND_OK:
-        atomic_fetch_add(&st->accepted, 1);
-        for (size_t i = 0; i < j->n_copies; i++) {
-            struct sconn *rc = hub_lookup(st->hub, j->copies[i].device_id);
-            if (!rc)
-                continue;
-            struct outmsg *m = pack_message(s->copies[i].envelope_id, j->c->user_id,
-                                            j->c->username, j->c->device_id, j->msgid,
-                                            j->group_id, j->created_ms, j->copies[i].ct,
-                                            j->copies[i].ct_len);
-            if (m)
-                stream_post(rc, m);
-            sconn_unref(rc);
+    struct store_queue_send ok = {.status = STORE_SEND_OK};
+    struct outmsg *m = send_result(j, &ok);
+    if (m)
+        reply(j->c, m);
+    else
+        reply_error(j, "unavailable", "out of memory");
+}
+
+/* A send whose last held copy was acked or written (whoever took it out of the held set
+ * got j): it is kept now; tell the sender. Any thread. */
+static void send_kept(struct writer_job *j)
+{
+    if (!j)
+        return;
+    reply_send_ok(j);
+    writer_job_free(j);
+}
+
+/* Pushes of an OK send's copies to their connected devices, packed before any copy is
+ * held (once held, an ack on another loop may complete the send and free j). */
+struct pushes {
+    struct sconn *to[8];
+    struct outmsg *m[8];
+    struct sconn **tov;
+    struct outmsg **mv;
+};
+
+static bool pushes_pack(struct stream *st, const struct writer_job *j,
+                        const struct store_queue_send *s, struct pushes *p)
+{
+    p->tov = p->to;
+    p->mv = p->m;
+    if (j->n_copies > 8) {
+        p->tov = calloc(j->n_copies, sizeof *p->tov);
+        p->mv = calloc(j->n_copies, sizeof *p->mv);
+        if (!p->tov || !p->mv) {
+            free(p->tov);
+            free(p->mv);
+            return false;
         }
-        /* fall through */
+    }
+    for (size_t i = 0; i < j->n_copies; i++) {
+        p->mv[i] = NULL;
+        if (!(p->tov[i] = hub_lookup(st->hub, j->copies[i].device_id)))
+            continue;
+        p->mv[i] = pack_message(s->copies[i].envelope_id, j->c->user_id, j->c->username,
+                                j->c->device_id, j->msgid, j->group_id, j->created_ms,
+                                j->copies[i].ct, j->copies[i].ct_len);
+    }
+    return true;
+}
+
+static void pushes_post(struct pushes *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p->mv[i])
+            stream_post(p->tov[i], p->mv[i]);
+        sconn_unref(p->tov[i]);
+    }
+    if (p->tov != p->to) {
+        free(p->tov);
+        free(p->mv);
+    }
+}
+
+/* After the commit: answer the sender (unless copies are held: then when they are
+ * acked or written), hold the held copies, push the copies to connected recipients.
+ * Returns true when the held set took the job over (the caller must not touch it). */
+static bool finish_send(struct writer *w, struct writer_job *j, const struct store_queue_send *s,
+                        struct held_copy **hcs, uint64_t due_us)
+{
+    struct stream *st = w->st;
+    switch (s->status) {
+    case STORE_SEND_OK: {
+        atomic_fetch_add(&st->accepted, 1);
+        size_t n_hold = 0, n = j->n_copies;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(j->copies[i].user_id, s->copies[i].user_id, sizeof j->copies[i].user_id);
+            n_hold += s->copies[i].hold;
+        }
+        struct pushes p;
+        bool packed = pushes_pack(st, j, s, &p);
+        /* Held before the pushes go out: a drain meanwhile finds them held. From the
+         * first held_add on, j may be completed and freed by an ack on another loop. */
+        j->n_held = n_hold;
+        for (size_t i = 0; i < n && n_hold; i++) {
+            if (s->copies[i].hold) {
+                held_add(w->held, hcs[i], j, i, s->copies[i].envelope_id, due_us);
+                hcs[i] = NULL;
+            }
+        }
+        if (packed)
+            pushes_post(&p, n); /* a copy not pushed is fetched: it is held or stored */
+        if (n_hold)
+            return true;
+        reply_send_ok(j);
+        break;
+    }
     case STORE_SEND_DUPLICATE:
     case STORE_SEND_STALE: {
         struct outmsg *m = send_result(j, s);
@@ -188,17 +319,19 @@ static void finish_send(struct stream *st, struct writer_job *j, const struct st
         reply_error(j, "queue_full", "a recipient device holds too many undelivered messages");
         break;
     }
+    return false;
 }
 
 static void finish_ack(struct stream *st, struct writer_job *j, const struct store_queue_ack *a)
 {
     Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;
     Parley__Stream__AckResult r = PARLEY__STREAM__ACK_RESULT__INIT;
-    r.deleted = (uint32_t)a->deleted;
+    size_t deleted = a->deleted + j->held_acked;
+    r.deleted = (uint32_t)deleted;
     f.id = j->req_id;
     f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_ACK_RESULT;
     f.ack_result = &r;
-    atomic_fetch_add(&st->acked, a->deleted);
+    atomic_fetch_add(&st->acked, deleted);
     struct outmsg *m = pack_frame(&f, OUT_REPLY);
     if (!m) {
         reply_error(j, "unavailable", "out of memory");
@@ -207,76 +340,258 @@ static void finish_ack(struct stream *st, struct writer_job *j, const struct sto
     reply(j->c, m);
 }
 
-static void commit_batch(struct writer *w, struct writer_job *batch, size_t n)
+/* An ack's ids that name held copies forget them (never written), on the acker's loop:
+ * the ids left go to the store. A send whose last held copy this was is answered now. */
+static void ack_held(struct writer *w, struct writer_job *j)
 {
-    struct stream *st = w->st;
-    const struct config *cfg = st->app->cfg;
-    struct store_queue_op *ops = calloc(n, sizeof *ops);
-    struct store_copy **copies = calloc(n, sizeof *copies);
-    struct writer_job *j;
-    size_t i;
-    enum parley_err rc = PARLEY_ERR_NOMEM;
-    int64_t now = clock_now_s();
-    if (!ops || !copies)
-        goto fail;
-    for (i = 0, j = batch; j; j = j->next, i++) {
-        struct store_queue_op *op = &ops[i];
-        if (j->kind == WJOB_ACK) {
-            op->kind = STORE_QOP_ACK;
-            op->u.ack.device_id = j->c->device_id;
-            op->u.ack.ids = j->ids;
-            op->u.ack.n_ids = j->n_ids;
+    size_t keep = 0;
+    j->held_acked = 0;
+    for (size_t i = 0; i < j->n_ids; i++) {
+        bool matched = false;
+        struct writer_job *sj = held_ack(w->held, j->c->device_id, j->ids[i], &matched);
+        if (!matched) {
+            j->ids[keep++] = j->ids[i];
             continue;
         }
-        op->kind = STORE_QOP_SEND;
-        struct store_queue_send *s = &op->u.send;
-        copies[i] = calloc(j->n_copies, sizeof *copies[i]);
-        if (!copies[i])
-            goto fail;
-        for (size_t k = 0; k < j->n_copies; k++) {
-            copies[i][k].device_id = j->copies[k].device_id;
-            copies[i][k].body = j->copies[k].sealed;
-            copies[i][k].body_len = j->copies[k].sealed_len;
+        j->held_acked++;
+        atomic_fetch_add(&w->st->held_acked, 1);
+        send_kept(sj);
+    }
+    j->n_ids = keep;
+}
+
+enum parley_err writer_submit(struct writer *w, struct writer_job *j)
+{
+    if (j->kind == WJOB_ACK) {
+        ack_held(w, j);
+        if (!j->n_ids) { /* every id named a held copy: nothing to write */
+            struct store_queue_ack none = {0};
+            finish_ack(w->st, j, &none);
+            writer_job_free(j);
+            return PARLEY_OK;
         }
-        s->sender_user = j->c->user_id;
-        s->sender_device = j->c->device_id;
-        memcpy(s->client_msg_id, j->msgid, sizeof s->client_msg_id);
-        s->to_user = j->to_user[0] ? j->to_user : NULL;
-        s->group_id = j->group_id[0] ? j->group_id : NULL;
-        s->copies = copies[i];
-        s->n_copies = j->n_copies;
-        s->created_at_ms = j->created_ms;
-        s->expires_at = now + cfg->queue_ttl_s;
-        s->max_queue = cfg->max_queue_per_device;
     }
-    rc = store_queue_apply(st->app->store, ops, n, now);
-    if (rc)
-        goto fail;
-    atomic_fetch_add(&st->commits, 1);
-    atomic_fetch_add(&st->commit_ops, n);
-    for (i = 0, j = batch; j; j = j->next, i++) {
-        if (j->kind == WJOB_SEND)
-            finish_send(st, j, &ops[i].u.send);
-        else
-            finish_ack(st, j, &ops[i].u.ack);
-        store_queue_op_cleanup(&ops[i]);
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return PARLEY_ERR_CLOSED;
     }
-    goto out;
-fail:
-    log_event(LOG_ERROR, "queue_commit_failed", "error", parley_strerror(rc), NULL);
-    for (j = batch; j; j = j->next)
-        reply_error(j, "unavailable", "storage unavailable, retry later");
-out:
-    if (copies)
-        for (i = 0; i < n; i++)
-            free(copies[i]);
-    free(copies);
-    free(ops);
-    while (batch) {
-        j = batch->next;
-        writer_job_free(batch);
-        batch = j;
+    if (w->sends.n + w->acks.n >= WRITER_MAX_JOBS || j->bytes > WRITER_MAX_BYTES - w->n_bytes) {
+        pthread_mutex_unlock(&w->mu);
+        return PARLEY_ERR_LIMIT;
     }
+    jobq_push(j->kind == WJOB_ACK ? &w->acks : &w->sends, j);
+    w->n_bytes += j->bytes;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return PARLEY_OK;
+}
+
+/* Step 3: which copies of a send to hold: those whose device is connected now, while
+ * the set has room and a copy's bookkeeping can be allocated. */
+static void choose_holds(struct writer *w, const struct batch *b, struct writer_job *j,
+                         struct store_copy *copies, struct held_copy **hcs, size_t *n_holding)
+{
+    const struct config *cfg = w->st->app->cfg;
+    for (size_t k = 0; k < j->n_copies; k++) {
+        copies[k].hold = false;
+        if (!cfg->writeback_ms || b->flush || !held_room(w->held, *n_holding + 1))
+            continue;
+        struct sconn *rc = hub_lookup(w->st->hub, j->copies[k].device_id);
+        if (!rc)
+            continue;
+        sconn_unref(rc);
+        if (!(hcs[k] = held_copy_new()))
+            continue;
+        copies[k].hold = true;
+        (*n_holding)++;
+    }
+}
+
+/* Seal copy k for writing (once). */
+static enum parley_err seal_copy(struct writer *w, struct writer_job *j, size_t k)
+{
+    struct writer_copy *cp = &j->copies[k];
+    if (cp->sealed)
+        return PARLEY_OK;
+    uint8_t *sealed = malloc(cp->ct_len + SEAL_OVERHEAD);
+    if (!sealed)
+        return PARLEY_ERR_NOMEM;
+    enum parley_err err = seal_envelope(w->st->key, cp->device_id, j->c->device_id, j->msgid,
+                                        cp->ct, cp->ct_len, sealed);
+    if (err) {
+        free(sealed);
+        return err;
+    }
+    cp->sealed = sealed;
+    cp->sealed_len = cp->ct_len + SEAL_OVERHEAD;
+    return PARLEY_OK;
+}
+
+/* The send's op; copies[k].hold already chosen. Copies to be written are sealed. */
+static enum parley_err build_send(struct writer *w, struct writer_job *j,
+                                  struct store_queue_send *s, struct store_copy *copies,
+                                  int64_t now)
+{
+    const struct config *cfg = w->st->app->cfg;
+    for (size_t k = 0; k < j->n_copies; k++) {
+        copies[k].device_id = j->copies[k].device_id;
+        if (copies[k].hold)
+            continue;
+        enum parley_err err = seal_copy(w, j, k);
+        if (err)
+            return err;
+        copies[k].body = j->copies[k].sealed;
+        copies[k].body_len = j->copies[k].sealed_len;
+    }
+    j->expires_at = now + cfg->queue_ttl_s;
+    s->sender_user = j->c->user_id;
+    s->sender_device = j->c->device_id;
+    memcpy(s->client_msg_id, j->msgid, sizeof s->client_msg_id);
+    s->to_user = j->to_user[0] ? j->to_user : NULL;
+    s->group_id = j->group_id[0] ? j->group_id : NULL;
+    s->copies = copies;
+    s->n_copies = j->n_copies;
+    s->created_at_ms = j->created_ms;
+    s->expires_at = j->expires_at;
+    s->max_queue = cfg->max_queue_per_device;
+    return PARLEY_OK;
+}
+
+/* Per-op memory of one batch. */
+struct batch_mem {
+    struct store_queue_op *ops;
+    struct store_copy *copies;   /* every send's copies, one send after another */
+    struct held_copy **hcs;      /* parallel to copies: holds allocated, not yet added */
+    size_t n_copies;
+    struct store_envelope *puts; /* per due copy */
+    size_t n;                    /* ops */
+};
+
+static bool batch_mem_alloc(struct batch_mem *m, const struct batch *b)
+{
+    m->n = b->n_sends + b->n_acks + b->n_due;
+    for (const struct writer_job *j = b->sends; j; j = j->next)
+        m->n_copies += j->n_copies;
+    m->ops = calloc(m->n ? m->n : 1, sizeof *m->ops);
+    m->copies = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->copies);
+    m->hcs = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->hcs);
+    m->puts = calloc(b->n_due ? b->n_due : 1, sizeof *m->puts);
+    return m->ops && m->copies && m->hcs && m->puts;
+}
+
+static void batch_mem_free(struct batch_mem *m)
+{
+    for (size_t k = 0; m->hcs && k < m->n_copies; k++)
+        held_copy_free(m->hcs[k]);
+    free(m->ops);
+    free(m->copies);
+    free(m->hcs);
+    free(m->puts);
+}
+
+/* Steps 2-4: the ops of a batch, then one store call. */
+static enum parley_err apply_batch(struct writer *w, struct batch *b, struct batch_mem *m,
+                                   int64_t now)
+{
+    size_t i = 0, n_holding = 0, off = 0;
+    for (struct writer_job *j = b->sends; j; off += j->n_copies, j = j->next, i++) {
+        m->ops[i].kind = STORE_QOP_SEND;
+        choose_holds(w, b, j, m->copies + off, m->hcs + off, &n_holding);
+        enum parley_err err = build_send(w, j, &m->ops[i].u.send, m->copies + off, now);
+        if (err)
+            return err;
+    }
+    bool store_work = b->n_sends || b->n_due;
+    for (struct writer_job *j = b->acks; j; j = j->next, i++) {
+        m->ops[i].kind = STORE_QOP_ACK;
+        m->ops[i].u.ack.device_id = j->c->device_id;
+        m->ops[i].u.ack.ids = j->ids;
+        m->ops[i].u.ack.n_ids = j->n_ids;
+        store_work |= j->n_ids > 0;
+    }
+    for (size_t k = 0; k < b->n_due; k++, i++) {
+        size_t ci = 0;
+        struct writer_job *hj = held_copy_job(b->due[k], &ci);
+        enum parley_err err = seal_copy(w, hj, ci);
+        if (err)
+            return err;
+        held_envelope(b->due[k], &m->puts[k]);
+        m->ops[i].kind = STORE_QOP_PUT;
+        m->ops[i].u.put.env = &m->puts[k];
+    }
+    /* Acks that named only held copies: nothing to write, no transaction. */
+    if (!store_work)
+        return PARLEY_OK;
+    atomic_fetch_add(&w->st->commits, 1);
+    atomic_fetch_add(&w->st->commit_ops, m->n);
+    return store_queue_apply(w->st->app->store, m->ops, m->n, now);
+}
+
+static void commit_batch(struct writer *w, struct batch *b)
+{
+    struct stream *st = w->st;
+    struct batch_mem m = {0};
+    int64_t now = clock_now_s();
+    uint64_t due_us = clock_mono_us() + (uint64_t)st->app->cfg->writeback_ms * 1000u;
+    enum parley_err rc = PARLEY_ERR_NOMEM;
+    b->n_due = held_due(w->held, clock_mono_us(), b->flush, b->due, WRITER_BATCH_MAX);
+    if (batch_mem_alloc(&m, b))
+        rc = apply_batch(w, b, &m, now);
+    if (rc) {
+        log_event(LOG_ERROR, "queue_commit_failed", "error", parley_strerror(rc), NULL);
+        for (struct writer_job *j = b->sends; j; j = j->next)
+            reply_error(j, "unavailable", "storage unavailable, retry later");
+        for (struct writer_job *j = b->acks; j; j = j->next)
+            reply_error(j, "unavailable", "storage unavailable, retry later");
+        free_list(b->sends);
+        b->sends = NULL;
+        held_unmark(w->held, b->due, b->n_due); /* still held: a later batch writes them */
+    } else {
+        size_t i = 0, off = 0;
+        struct writer_job *j = b->sends;
+        while (j) {
+            struct writer_job *next = j->next;
+            size_t n_copies = j->n_copies;
+            bool kept = finish_send(w, j, &m.ops[i].u.send, m.hcs + off, due_us);
+            off += n_copies;
+            store_queue_op_cleanup(&m.ops[i]);
+            if (!kept)
+                writer_job_free(j);
+            j = next;
+            i++;
+        }
+        b->sends = NULL;
+        for (j = b->acks; j; j = j->next, i++)
+            finish_ack(st, j, &m.ops[i].u.ack);
+        for (size_t k = 0; k < b->n_due; k++) {
+            atomic_fetch_add(&st->held_written, 1);
+            send_kept(held_written(w->held, b->due[k]));
+        }
+    }
+    batch_mem_free(&m);
+    free_list(b->acks);
+    b->acks = NULL;
+}
+
+/* How long the writer may sleep: until the next purge or held copy falls due
+ * (0: nothing timed). Called with the lock held. */
+static uint64_t next_wakeup(struct writer *w, uint64_t next_purge)
+{
+    uint64_t due = held_next_due(w->held);
+    if (!next_purge)
+        return due;
+    return due && due < next_purge ? due : next_purge;
+}
+
+/* Take a batch off the queues (lock held): every queued ack and up to WRITER_BATCH_MAX
+ * sends; commit_batch adds the held copies due (all of them once stopping). */
+static void take_batch(struct writer *w, struct batch *b, struct held_copy **due)
+{
+    b->sends = jobq_take(&w->sends, WRITER_BATCH_MAX, &b->n_sends, &w->n_bytes);
+    b->acks = jobq_take(&w->acks, WRITER_MAX_JOBS, &b->n_acks, &w->n_bytes);
+    b->due = due;
+    b->flush = w->stopping;
 }
 
 static void *writer_main(void *arg)
@@ -285,53 +600,56 @@ static void *writer_main(void *arg)
     const struct config *cfg = w->st->app->cfg;
     uint64_t purge_every_us =
         cfg->purge_interval_s > 0 ? (uint64_t)cfg->purge_interval_s * 1000000u : 0;
-    uint64_t next_purge = clock_mono_us() + purge_every_us;
+    uint64_t next_purge = purge_every_us ? clock_mono_us() + purge_every_us : 0;
+    struct held_copy **due = malloc(WRITER_BATCH_MAX * sizeof *due);
+    if (!due) {
+        log_event(LOG_ERROR, "queue_writer_failed", "error", "out of memory", NULL);
+        return NULL;
+    }
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stopping) {
-            if (!purge_every_us) {
+        uint64_t wake = 0;
+        while (!w->sends.n && !w->acks.n && !w->stopping) {
+            wake = next_wakeup(w, next_purge);
+            if (wake && clock_mono_us() >= wake)
+                break;
+            if (!wake) {
                 pthread_cond_wait(&w->cv, &w->mu);
                 continue;
             }
-            if (clock_mono_us() >= next_purge)
-                break;
-            struct timespec ts = mono_deadline(next_purge);
+            struct timespec ts = mono_deadline(wake);
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
-        if (purge_every_us && clock_mono_us() >= next_purge && !w->stopping) {
+        if (next_purge && clock_mono_us() >= next_purge && !w->stopping) {
             pthread_mutex_unlock(&w->mu);
             purge_run(w->st);
             next_purge = clock_mono_us() + purge_every_us;
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        if (!w->head && w->stopping)
+        if (w->stopping && !w->sends.n && !w->acks.n && !held_count(w->held))
             break;
-        /* Gather: wait up to commit_delay_us for more, unless the batch is full. */
-        if (cfg->commit_delay_us && !w->stopping && w->n_jobs < WRITER_BATCH_MAX) {
+        /* Gather: wait up to commit_delay_us for more sends, unless the batch is full. */
+        if (cfg->commit_delay_us && !w->stopping && w->sends.n &&
+            w->sends.n < WRITER_BATCH_MAX) {
             uint64_t until = clock_mono_us() + cfg->commit_delay_us;
             struct timespec ts = mono_deadline(until);
-            while (!w->stopping && w->n_jobs < WRITER_BATCH_MAX && clock_mono_us() < until)
+            while (!w->stopping && w->sends.n < WRITER_BATCH_MAX && clock_mono_us() < until)
                 pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
-        struct writer_job *batch = w->head, *last = w->head;
-        size_t n = 1;
-        w->n_bytes -= last->bytes;
-        while (n < WRITER_BATCH_MAX && last->next) {
-            last = last->next;
-            w->n_bytes -= last->bytes;
-            n++;
-        }
-        w->head = last->next;
-        if (!w->head)
-            w->tail = NULL;
-        last->next = NULL;
-        w->n_jobs -= n;
+        struct batch b = {0};
+        take_batch(w, &b, due);
+        size_t held_before = held_count(w->held);
         pthread_mutex_unlock(&w->mu);
-        commit_batch(w, batch, n);
+        commit_batch(w, &b);
         pthread_mutex_lock(&w->mu);
+        /* Stopping and the last writes failed: give up on them (their senders were never
+         * told OK, and resend). */
+        if (b.flush && !b.n_sends && !b.n_acks && held_count(w->held) >= held_before)
+            break;
     }
     pthread_mutex_unlock(&w->mu);
+    free(due);
     return NULL;
 }
 
@@ -354,14 +672,12 @@ void writer_stop(struct writer *w)
     if (w->started)
         pthread_join(w->th, NULL);
     w->started = false;
-    /* Never started: drop what was queued. */
-    while (w->head) {
-        struct writer_job *j = w->head;
-        w->head = j->next;
-        writer_job_free(j);
-    }
-    w->tail = NULL;
-    w->n_jobs = w->n_bytes = 0;
+    /* Never started (or gave up): drop what was queued. */
+    free_list(w->sends.head);
+    free_list(w->acks.head);
+    memset(&w->sends, 0, sizeof w->sends);
+    memset(&w->acks, 0, sizeof w->acks);
+    w->n_bytes = 0;
 }
 
 void writer_free(struct writer *w)
@@ -369,6 +685,7 @@ void writer_free(struct writer *w)
     if (!w)
         return;
     writer_stop(w);
+    held_free(w->held);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -3,11 +3,18 @@
  *
  * Loops submit jobs (a send with its sealed copies, or an ack). The writer takes what
  * is queued, waits up to cfg commit_delay_us for more (never longer, and not at all
- * once WRITER_BATCH_MAX jobs wait), applies the batch with ONE store_queue_apply call
+ * once WRITER_BATCH_MAX sends wait), applies the batch with ONE store_queue_apply call
  * (one transaction, one fsync), and only then posts the results back to the owning
- * loops: SendResult OK (now durable) / DUPLICATE / STALE_DEVICES, AckResult, and the new
- * envelopes to the recipient devices connected anywhere (hub). Results and pushes are
- * posted in commit order, so each loop sees envelope ids increasing.
+ * loops: SendResult / AckResult, and the new envelopes to the recipient devices
+ * connected anywhere (hub). Pushes are posted in id order, so each loop sees envelope
+ * ids increasing.
+ *
+ * Write-back (held.h): a copy for a device connected at the time is held, not written;
+ * SendResult OK goes out once every copy of the send is written or acked by its device.
+ * writer_submit matches an ack's ids against the held copies at once, on the acker's
+ * loop, so acks of held copies never wait for a batch; the other ids are queued (acks
+ * in their own queue; every batch takes all of them). A copy not acked within cfg
+ * writeback_ms is written. With writeback_ms 0 nothing is held: OK follows the commit.
  *
  * The input queue is bounded (WRITER_MAX_JOBS and WRITER_MAX_BYTES): writer_submit
  * refuses with PARLEY_ERR_LIMIT rather than grow, and the connection answers the request
@@ -28,16 +35,19 @@
 #define WRITER_MAX_JOBS 20000
 #define WRITER_MAX_BYTES (128u << 20)
 #define WRITER_BATCH_MAX 512
+#define WRITER_HELD_MAX 100000 /* copies held at once (write-back); beyond, written */
 
 struct stream;
 struct sconn;
 struct writer;
+struct held;
 
 struct writer_copy {
     char device_id[STORE_ID_LEN + 1];
+    char user_id[STORE_ID_LEN + 1]; /* the device's user: set by the commit */
     uint8_t *ct;      /* as the sender gave it (for pushes) */
     size_t ct_len;
-    uint8_t *sealed;  /* sealed at rest (seal.h) */
+    uint8_t *sealed;  /* sealed at rest (seal.h) by the writer when it is written; else NULL */
     size_t sealed_len;
 };
 
@@ -57,9 +67,12 @@ struct writer_job {
     struct writer_copy *copies;
     size_t n_copies;
     int64_t created_ms;
+    int64_t expires_at;  /* set by the writer */
+    size_t n_held;       /* copies held (writer thread; held.c) */
     /* ack */
     uint64_t *ids;
     size_t n_ids;
+    size_t held_acked;   /* ids that named held copies (writer thread) */
 };
 
 /* Free a job and everything it owns (drops its connection reference). Accepts NULL. */
@@ -71,7 +84,10 @@ PARLEY_WUR enum parley_err writer_start(struct writer *w);
 /* Queue j. On success the writer owns it; on error (LIMIT: queue full, CLOSED: the
  * writer is stopping) the caller still owns it. */
 PARLEY_WUR enum parley_err writer_submit(struct writer *w, struct writer_job *j);
-/* Commit what is queued, then stop and join the thread. Idempotent. */
+/* The held copies (deliver.c reads them in drains). */
+struct held *writer_held(struct writer *w);
+/* Commit what is queued and write what is held, then stop and join the thread.
+ * Idempotent. */
 void writer_stop(struct writer *w);
 void writer_free(struct writer *w);
 

@@ -815,6 +815,107 @@ static void test_P8_ack_deletes_row(void **state)
     assert_true(buf.copies[0].envelope_id > ids[2]);
 }
 
+/* n sends from alice's a1 in one batch, to `to` with copies to devs[0..n_devs); the
+ * envelope ids of copy k of send i go to ids[k][i]. */
+#define MANY 100
+static void send_many(struct store *s, const struct world *w, const char *to,
+                      const char (*devs)[STORE_ID_LEN + 1], size_t n_devs, uint8_t seed,
+                      uint64_t ids[][MANY])
+{
+    struct store_queue_op *op = calloc(MANY, sizeof *op);
+    struct send_buf *buf = calloc(MANY, sizeof *buf);
+    assert_non_null(op);
+    assert_non_null(buf);
+    for (int i = 0; i < MANY; i++) {
+        make_send(&op[i], &buf[i], w->a, w->a1, to, NULL, devs, n_devs, seed);
+        memcpy(op[i].u.send.client_msg_id, &i, sizeof i);
+    }
+    assert_int_equal(store_queue_apply(s, op, MANY, NOW), PARLEY_OK);
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(op[i].u.send.status, STORE_SEND_OK);
+        for (size_t k = 0; k < n_devs; k++)
+            ids[k][i] = buf[i].copies[k].envelope_id;
+    }
+    free(op);
+    free(buf);
+}
+
+static size_t ack_ids(struct store *s, const char *dev, const uint64_t *ids, size_t n)
+{
+    struct store_queue_op ack = {.kind = STORE_QOP_ACK};
+    ack.u.ack.device_id = dev;
+    ack.u.ack.ids = ids;
+    ack.u.ack.n_ids = n;
+    assert_int_equal(store_queue_apply(s, &ack, 1, NOW), PARLEY_OK);
+    return ack.u.ack.deleted;
+}
+
+/* P8 with many ids per ack (apply_ack deletes them many per statement: lists, and
+ * ranges for runs of consecutive ids): only the acking device's rows go, foreign,
+ * unknown and repeated ids delete nothing, and counts (deleted, queue depth) are right. */
+static void test_P8_ack_many_ids(void **state)
+{
+    struct fx *f = *state;
+    struct world w;
+    make_world(f->s, &w);
+    char d[3][STORE_ID_LEN + 1];
+    const char(*devs)[STORE_ID_LEN + 1] = (const char(*)[STORE_ID_LEN + 1]) d;
+    memcpy(d[0], w.b1, sizeof d[0]);
+    memcpy(d[1], w.b2, sizeof d[1]);
+    memcpy(d[2], w.a2, sizeof d[2]);
+    static uint64_t to_bob[3][MANY], to_self[1][MANY];
+    send_many(f->s, &w, w.b, devs, 3, 1, to_bob); /* ids interleave: b1, b2, a2, b1, ... */
+    memcpy(d[0], w.a2, sizeof d[0]);
+    send_many(f->s, &w, w.a, devs, 1, 2, to_self); /* a2 alone: consecutive ids */
+    assert_int_equal(to_self[0][MANY - 1] - to_self[0][0], MANY - 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM envelopes"), 4 * MANY);
+
+    /* b1 acks its scattered ids (more than one list), a run of consecutive ids that
+     * holds b2's and a2's copies too, unknown ids, and some of its own again. */
+    uint64_t mixed[2 * MANY + 16];
+    size_t n = 0;
+    for (int i = 0; i < MANY; i++)
+        mixed[n++] = to_bob[0][i];
+    for (uint64_t id = to_bob[0][10]; id < to_bob[0][10] + 30; id++)
+        mixed[n++] = id;
+    mixed[n++] = to_self[0][MANY - 1] + 1000;
+    mixed[n++] = (uint64_t)INT64_MAX;
+    mixed[n++] = UINT64_MAX;
+    mixed[n++] = UINT64_MAX - 1;
+    for (int i = 0; i < 5; i++)
+        mixed[n++] = to_bob[0][i];
+    assert_int_equal(ack_ids(f->s, w.b1, mixed, n), MANY);
+    assert_int_equal(qcount(f->s, w.b1), 0);
+    assert_int_equal(qcount(f->s, w.b2), MANY);
+    assert_int_equal(qcount(f->s, w.a2), 2 * MANY);
+
+    /* Someone else acking a run of b2's and a2's ids (and b1's, gone) deletes nothing. */
+    uint64_t run[3 * MANY];
+    for (size_t i = 0; i < 3 * MANY; i++)
+        run[i] = to_bob[0][0] + i;
+    assert_int_equal(ack_ids(f->s, w.a1, run, 3 * MANY), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM envelopes"), 3 * MANY);
+
+    /* b2 acks that same run: exactly its own copies in it go. */
+    assert_int_equal(ack_ids(f->s, w.b2, run, 3 * MANY), MANY);
+    assert_int_equal(qcount(f->s, w.b2), 0);
+    assert_int_equal(qcount(f->s, w.a2), 2 * MANY);
+
+    /* a2 acks half of its consecutive ids in order, then all of them in reverse: the
+     * reverse order deletes only the other half. */
+    assert_int_equal(ack_ids(f->s, w.a2, to_self[0], MANY / 2), MANY / 2);
+    uint64_t rev[MANY];
+    for (int i = 0; i < MANY; i++)
+        rev[i] = to_self[0][MANY - 1 - i];
+    assert_int_equal(ack_ids(f->s, w.a2, rev, MANY), MANY / 2);
+    assert_int_equal(qcount(f->s, w.a2), MANY);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM envelopes"), MANY);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM envelopes WHERE device_id <> "
+                                      "(SELECT device_id FROM envelopes LIMIT 1)"),
+                     0);
+    assert_int_equal(ack_ids(f->s, w.a2, NULL, 0), 0);
+}
+
 /* Does the file at path contain needle? (A missing file contains nothing.) */
 static bool file_contains(const char *path, const char *needle)
 {
@@ -1211,6 +1312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_statuses_are_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_1000_sends_one_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_P8_ack_deletes_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_P8_ack_many_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_P8_acked_body_gone_from_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_order_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_P9_expired_envelopes_purged_with_notice, setup,

@@ -1,0 +1,360 @@
+/*
+ * held.c — see held.h. Two views of the same copies:
+ *   - a FIFO in the order they were held (= id order = due order: every copy is due a
+ *     fixed delay after it was held), which held_due walks; a copy that left the set
+ *     stays in the FIFO marked gone until it reaches the front, so leaving is O(1);
+ *   - per device, a doubly linked list in id order (chained hash of devices), which
+ *     acks and drains search; acks usually name the oldest copies, found at the front.
+ */
+#include "held.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include "seal.h"
+#include "stream_int.h"
+#include "writer.h"
+
+#define HELD_BUCKETS 4096 /* devices with something held: at most the connected ones */
+
+struct held_dev;
+
+struct held_copy {
+    struct held_dev *spare;        /* allocated with the copy: adding cannot fail */
+    struct held_copy *fifo_next;
+    struct held_copy *prev, *next; /* in the device's list */
+    struct held_dev *dev;          /* NULL once gone */
+    struct writer_job *job;
+    uint32_t k;
+    bool writing; /* chosen by held_due: acks leave it to the store */
+    uint64_t id;
+    uint64_t due_us;
+};
+
+struct held_dev {
+    struct held_dev *chain;
+    struct held_copy *head, *tail;
+    char device_id[STORE_ID_LEN + 1];
+};
+
+struct held {
+    pthread_mutex_t mu;
+    const struct seal_key *key;
+    size_t max, n; /* copies held (not gone) */
+    struct held_copy *fifo_head, *fifo_tail;
+    struct held_dev *buckets[HELD_BUCKETS];
+};
+
+enum parley_err held_new(size_t max_copies, const struct seal_key *key, struct held **out)
+{
+    struct held *h = calloc(1, sizeof *h);
+    if (!h)
+        return PARLEY_ERR_NOMEM;
+    pthread_mutex_init(&h->mu, NULL);
+    h->key = key;
+    h->max = max_copies;
+    *out = h;
+    return PARLEY_OK;
+}
+
+static size_t bucket_of(const char *device_id)
+{
+    uint64_t x = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)device_id; *p; p++)
+        x = (x ^ *p) * 1099511628211u;
+    return (size_t)(x % HELD_BUCKETS);
+}
+
+/* The device's entry (mutex held); when there is none and spare is not NULL, *spare
+ * becomes it (and *spare NULL). */
+static struct held_dev *dev_find(struct held *h, const char *device_id, struct held_dev **spare)
+{
+    struct held_dev **slot = &h->buckets[bucket_of(device_id)];
+    for (struct held_dev *d = *slot; d; d = d->chain)
+        if (!strcmp(d->device_id, device_id))
+            return d;
+    if (!spare)
+        return NULL;
+    struct held_dev *d = *spare;
+    *spare = NULL;
+    memset(d, 0, sizeof *d);
+    snprintf(d->device_id, sizeof d->device_id, "%s", device_id);
+    d->chain = *slot;
+    *slot = d;
+    return d;
+}
+
+static void dev_drop(struct held *h, struct held_dev *d)
+{
+    struct held_dev **slot = &h->buckets[bucket_of(d->device_id)];
+    while (*slot != d)
+        slot = &(*slot)->chain;
+    *slot = d->chain;
+    free(d);
+}
+
+/* Take hc out of its device's list (mutex held); it stays in the FIFO, gone. Returns its
+ * job if that was the job's last held copy. */
+static struct writer_job *unlink_copy(struct held *h, struct held_copy *hc)
+{
+    struct held_dev *d = hc->dev;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        d->head = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    else
+        d->tail = hc->prev;
+    if (!d->head)
+        dev_drop(h, d);
+    hc->dev = NULL;
+    h->n--;
+    return --hc->job->n_held == 0 ? hc->job : NULL;
+}
+
+/* Free the gone copies at the FIFO's front (mutex held). */
+static void fifo_trim(struct held *h)
+{
+    while (h->fifo_head && !h->fifo_head->dev) {
+        struct held_copy *hc = h->fifo_head;
+        h->fifo_head = hc->fifo_next;
+        free(hc);
+    }
+    if (!h->fifo_head)
+        h->fifo_tail = NULL;
+}
+
+void held_free(struct held *h)
+{
+    if (!h)
+        return;
+    while (h->fifo_head) {
+        struct held_copy *hc = h->fifo_head;
+        h->fifo_head = hc->fifo_next;
+        if (hc->dev) {
+            struct writer_job *j = unlink_copy(h, hc);
+            if (j)
+                writer_job_free(j);
+        }
+        free(hc);
+    }
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+size_t held_count(struct held *h)
+{
+    pthread_mutex_lock(&h->mu);
+    size_t n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+bool held_room(struct held *h, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    bool ok = h->n + n <= h->max;
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+struct held_copy *held_copy_new(void)
+{
+    struct held_copy *hc = calloc(1, sizeof *hc);
+    if (hc && !(hc->spare = malloc(sizeof *hc->spare))) {
+        free(hc);
+        hc = NULL;
+    }
+    return hc;
+}
+
+void held_copy_free(struct held_copy *hc)
+{
+    if (!hc)
+        return;
+    free(hc->spare);
+    free(hc);
+}
+
+void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t k, uint64_t id,
+              uint64_t due_us)
+{
+    hc->job = j;
+    hc->k = (uint32_t)k;
+    hc->id = id;
+    hc->due_us = due_us;
+    pthread_mutex_lock(&h->mu);
+    struct held_dev *d = dev_find(h, j->copies[k].device_id, &hc->spare);
+    hc->dev = d;
+    hc->prev = d->tail;
+    if (d->tail)
+        d->tail->next = hc;
+    else
+        d->head = hc;
+    d->tail = hc;
+    if (h->fifo_tail)
+        h->fifo_tail->fifo_next = hc;
+    else
+        h->fifo_head = hc;
+    h->fifo_tail = hc;
+    h->n++;
+    pthread_mutex_unlock(&h->mu);
+    free(hc->spare);
+    hc->spare = NULL;
+}
+
+struct writer_job *held_ack(struct held *h, const char *device_id, uint64_t id, bool *matched)
+{
+    struct writer_job *j = NULL;
+    *matched = false;
+    pthread_mutex_lock(&h->mu);
+    struct held_dev *d = dev_find(h, device_id, NULL);
+    for (struct held_copy *hc = d ? d->head : NULL; hc && hc->id <= id; hc = hc->next) {
+        if (hc->id == id) {
+            if (!hc->writing) {
+                *matched = true;
+                j = unlink_copy(h, hc);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return j;
+}
+
+size_t held_due(struct held *h, uint64_t now_us, bool all, struct held_copy **out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    fifo_trim(h);
+    for (struct held_copy *hc = h->fifo_head; hc && n < max; hc = hc->fifo_next) {
+        if (!hc->dev || hc->writing)
+            continue;
+        if (!all && hc->due_us > now_us)
+            break;
+        hc->writing = true;
+        out[n++] = hc;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+void held_unmark(struct held *h, struct held_copy **hcs, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < n; i++)
+        hcs[i]->writing = false;
+    pthread_mutex_unlock(&h->mu);
+}
+
+uint64_t held_next_due(struct held *h)
+{
+    pthread_mutex_lock(&h->mu);
+    fifo_trim(h);
+    uint64_t due = h->fifo_head ? h->fifo_head->due_us : 0;
+    pthread_mutex_unlock(&h->mu);
+    return due;
+}
+
+
+struct writer_job *held_written(struct held *h, struct held_copy *hc)
+{
+    pthread_mutex_lock(&h->mu);
+    struct writer_job *j = unlink_copy(h, hc);
+    pthread_mutex_unlock(&h->mu);
+    return j;
+}
+
+struct writer_job *held_copy_job(const struct held_copy *hc, size_t *k)
+{
+    *k = hc->k;
+    return hc->job;
+}
+
+/* Every field of hc's envelope but the body and sender_username. */
+static void envelope_fields(const struct held_copy *hc, struct store_envelope *e)
+{
+    const struct writer_job *j = hc->job;
+    const struct writer_copy *cp = &j->copies[hc->k];
+    memset(e, 0, sizeof *e);
+    e->id = hc->id;
+    e->kind = STORE_ENV_MESSAGE;
+    memcpy(e->device_id, cp->device_id, sizeof e->device_id);
+    memcpy(e->user_id, cp->user_id, sizeof e->user_id);
+    memcpy(e->sender_user, j->c->user_id, sizeof e->sender_user);
+    memcpy(e->sender_device, j->c->device_id, sizeof e->sender_device);
+    memcpy(e->client_msg_id, j->msgid, sizeof e->client_msg_id);
+    memcpy(e->group_id, j->group_id, sizeof e->group_id);
+    e->created_at_ms = j->created_ms;
+    e->expires_at = j->expires_at;
+}
+
+void held_envelope(const struct held_copy *hc, struct store_envelope *e)
+{
+    const struct writer_copy *cp = &hc->job->copies[hc->k];
+    envelope_fields(hc, e);
+    e->body = cp->sealed;
+    e->body_len = cp->sealed_len;
+}
+
+/* hc as store_queue_fetch would return it, sealed here from the sender's ciphertext
+ * (never from the writer's sealed copy, which the writer may be making meanwhile). Mutex
+ * held. */
+static enum parley_err fetched_envelope(const struct held *h, const struct held_copy *hc,
+                                        struct store_envelope *e)
+{
+    const struct writer_job *j = hc->job;
+    const struct writer_copy *cp = &j->copies[hc->k];
+    envelope_fields(hc, e);
+    memcpy(e->sender_username, j->c->username, sizeof e->sender_username);
+    e->body_len = cp->ct_len + SEAL_OVERHEAD;
+    e->body = malloc(e->body_len);
+    if (!e->body)
+        return PARLEY_ERR_NOMEM;
+    enum parley_err err = seal_envelope(h->key, cp->device_id, j->c->device_id, j->msgid, cp->ct,
+                                        cp->ct_len, e->body);
+    if (err) {
+        free(e->body);
+        e->body = NULL;
+    }
+    return err;
+}
+
+enum parley_err held_fetch(struct held *h, const char *device_id, uint64_t after, size_t limit,
+                           struct store_envelope **out, size_t *n_out)
+{
+    enum parley_err err = PARLEY_OK;
+    struct store_envelope *v = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&h->mu);
+    struct held_dev *d = dev_find(h, device_id, NULL);
+    for (struct held_copy *hc = d ? d->head : NULL; hc && n < limit; hc = hc->next) {
+        if (hc->id <= after)
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct store_envelope *nv = realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                err = PARLEY_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        if ((err = fetched_envelope(h, hc, &v[n])))
+            break;
+        n++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (err) {
+        store_envelopes_free(v, n);
+        return err;
+    }
+    *out = v;
+    *n_out = n;
+    return PARLEY_OK;
+}
