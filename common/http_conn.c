@@ -4,13 +4,15 @@
  * http_conn_int.h for the life cycle and the batching rule.
  *
  * Invariants:
- *  - At most one request per connection is dispatched and unanswered (c->active);
+ *  - At most one request per connection is dispatched and unanswered (c->h.active);
  *    while it is, the parser is not run: later bytes wait in c->in (pipelining).
  *  - c->in only ever holds bytes that follow a complete request (the parser copies
  *    everything it accepts into the request), so an idle connection holds no buffers.
  *  - Connections are freed only in the uv_close callback, after http_loop_pass reaped
  *    them; callbacks that may run user code never free anything they still use.
  *  - Network input never reaches an assert: every violation answers 4xx or closes.
+ *  - c->h (parser, requests) is valid only while !c->upgraded; after the upgrade the
+ *    same memory is c->ws. Every path that can run in both phases tests upgraded first.
  */
 #include "http_conn_int.h"
 
@@ -30,6 +32,7 @@ enum tx_err {
     TXE_TIMEOUT,
     TXE_NOMEM,
 };
+_Static_assert(TXE_NOMEM < 8, "http_conn.err is a 3-bit field");
 
 static const struct {
     int status;
@@ -255,26 +258,32 @@ static void conn_reap(struct http_conn *c)
     struct http_loop *l = c->loop;
     c->reaped = true;
     conn_list_del(l, c);
-    if (c->ws) {
-        struct ws_conn *ws = c->ws;
-        ws_finish(ws);
-        c->ws = NULL;
+    if (c->upgraded) {
+        ws_finish(&c->ws);
+    } else {
+        if (c->h.active) {
+            c->h.active->conn = NULL; /* orphaned: freed when the handler answers */
+            c->h.active = NULL;
+        }
+        req_free(c->h.req);
+        c->h.req = NULL;
     }
-    if (c->active) {
-        c->active->conn = NULL; /* orphaned: freed when the handler answers */
-        c->active = NULL;
-    }
-    req_free(c->req);
-    c->req = NULL;
     atomic_fetch_sub(&l->srv->connections_open, 1);
     if (!c->socketless) /* socketless connections are freed by their owner */
         uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
+void http_conn_leave_http(struct http_conn *c)
+{
+    req_free(c->h.req);
+    c->h.req = NULL;
+    c->h.active = NULL;
+}
+
 /* A transport error before dispatch: answer it, then close. */
 static void conn_fail(struct http_conn *c, enum tx_err e)
 {
-    if (c->closing || c->http_done)
+    if (c->closing || c->http_done || c->upgraded)
         return;
     if (e == TXE_NONE)
         e = TXE_BAD_REQUEST;
@@ -287,12 +296,12 @@ static void conn_fail(struct http_conn *c, enum tx_err e)
                    false);
     struct http_request stub;
     memset(&stub, 0, sizeof stub);
-    stub.method = c->req ? http_method_str((enum http_method)c->parser.method) : "";
+    stub.method = c->h.req ? http_method_str((enum http_method)c->h.parser.method) : "";
     stub.path = "";
     stub.loop = l;
     observe(l, &stub, tx_errs[e].status, 0);
-    req_free(c->req);
-    c->req = NULL;
+    req_free(c->h.req);
+    c->h.req = NULL;
     http_conn_close_after_flush(c);
 }
 
@@ -301,10 +310,10 @@ static void conn_fail(struct http_conn *c, enum tx_err e)
 static int on_message_begin(http_parser *p)
 {
     struct http_conn *c = p->data;
-    if (c->req)
+    if (c->h.req)
         return 0;
-    c->req = req_new(c);
-    if (!c->req) {
+    c->h.req = req_new(c);
+    if (!c->h.req) {
         c->err = TXE_NOMEM;
         return -1;
     }
@@ -325,7 +334,7 @@ static int append_or_fail(struct http_conn *c, struct buf *b, const void *p, siz
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     if (len > limits_of(c)->max_request_line - r->url_len) {
@@ -342,7 +351,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 
 static int header_bytes(struct http_conn *c, size_t len)
 {
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (len > limits_of(c)->max_header_bytes - r->hdr_bytes) {
         c->err = TXE_HEADERS_TOO_LARGE;
         return -1;
@@ -354,7 +363,7 @@ static int header_bytes(struct http_conn *c, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     if (r->hstate != HS_FIELD) {
@@ -380,7 +389,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     if (r->hstate != HS_VALUE) {
@@ -436,7 +445,7 @@ static bool is_token(const char *s)
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     /* Terminate the last string; a name with no value callback gets an empty value. */
@@ -489,7 +498,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     return append_or_fail(c, &r->body, at, len, TXE_BODY_TOO_LARGE);
@@ -498,7 +507,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     if (!r)
         return -1;
     r->complete = true;
@@ -607,7 +616,7 @@ static enum tx_err prepare(struct http_conn *c, struct conn_req *r, enum http_ro
     if (!e && has_query && (buf_append(&r->head, tmp + query_s, query_n) ||
                             buf_append(&r->head, "", 1)))
         e = TXE_NOMEM;
-    const char *method = http_method_str((enum http_method)c->parser.method);
+    const char *method = http_method_str((enum http_method)c->h.parser.method);
     size_t param_off[HTTP_ROUTE_MAX_PARAMS] = {0};
     if (!e) {
         /* The decoded path is no longer than the url: it fits in tmp. */
@@ -676,10 +685,10 @@ static void answer_error(struct conn_req *r, enum tx_err e, const char *extra)
 
 static void dispatch(struct http_conn *c)
 {
-    struct conn_req *r = c->req;
+    struct conn_req *r = c->h.req;
     struct http_loop *l = c->loop;
-    c->req = NULL;
-    c->active = r;
+    c->h.req = NULL;
+    c->h.active = r;
     r->dispatched = true;
     c->deadline_kind = DL_NONE;
     req_list_add(l, r);
@@ -692,7 +701,7 @@ static void dispatch(struct http_conn *c)
     memset(&m, 0, sizeof m);
     enum tx_err e = prepare(c, r, &res, &m, allow, sizeof allow);
     r->pub.method = r->pub.method ? r->pub.method
-                                  : http_method_str((enum http_method)c->parser.method);
+                                  : http_method_str((enum http_method)c->h.parser.method);
     if (!r->pub.path)
         r->pub.path = "";
     if (e != TXE_NONE) {
@@ -722,13 +731,13 @@ static void dispatch(struct http_conn *c)
 /* Connection state after processing: arm the right timeout or close. */
 static void conn_settle(struct http_conn *c)
 {
-    if (c->closing || c->ws || c->active || c->close_after_flush)
+    if (c->closing || c->upgraded || c->h.active || c->close_after_flush)
         return;
     if (c->http_done) {
         http_conn_close_after_flush(c);
         return;
     }
-    if (c->req || c->in.len > 0)
+    if (c->h.req || c->in.len > 0)
         return;
     if (c->read_eof) {
         http_conn_close_after_flush(c);
@@ -737,9 +746,10 @@ static void conn_settle(struct http_conn *c)
     http_conn_set_deadline(c, DL_IDLE, limits_of(c)->idle_timeout_ms);
 }
 
+/* HTTP phase only. */
 static bool conn_blocked(const struct http_conn *c)
 {
-    return c->active || http_conn_queued(c) > limits_of(c)->max_output_queue / 2;
+    return c->h.active || http_conn_queued(c) > limits_of(c)->max_output_queue / 2;
 }
 
 static enum tx_err map_errno(enum http_errno e)
@@ -759,8 +769,8 @@ static size_t conn_parse(struct http_conn *c, const uint8_t *data, size_t len)
     bool was = c->in_parse;
     c->in_parse = true;
     while (off < len && !c->closing && !c->close_after_flush) {
-        if (c->ws) {
-            ws_feed(c->ws, data + off, len - off);
+        if (c->upgraded) {
+            ws_feed(&c->ws, data + off, len - off);
             off = len;
             break;
         }
@@ -770,18 +780,18 @@ static size_t conn_parse(struct http_conn *c, const uint8_t *data, size_t len)
             off = len; /* nothing more will be answered: drop */
             break;
         }
-        size_t n = http_parser_execute(&c->parser, &parser_settings, (const char *)data + off,
-                                       len - off);
+        size_t n = http_parser_execute(&c->h.parser, &parser_settings,
+                                       (const char *)data + off, len - off);
         off += n;
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->h.parser);
         if (e == HPE_PAUSED) {
-            http_parser_pause(&c->parser, 0);
+            http_parser_pause(&c->h.parser, 0);
         } else if (e != HPE_OK) {
             conn_fail(c, c->err ? (enum tx_err)c->err : map_errno(e));
             break;
         }
-        if (c->req && c->req->complete) {
-            if (c->req->upgrade)
+        if (c->h.req && c->h.req->complete) {
+            if (c->h.req->upgrade)
                 c->http_done = true; /* bytes after an upgrade request are not HTTP */
             dispatch(c);
         } else if (n == 0) {
@@ -817,10 +827,10 @@ static void conn_input(struct http_conn *c, const uint8_t *data, size_t len)
 {
     if (c->closing || c->close_after_flush)
         return; /* lingering close: discard */
-    if (c->http_done && !c->ws && !c->active)
+    if (c->http_done && !c->upgraded && !c->h.active)
         return;
     /* Earlier bytes still queued (or HTTP blocked): keep the order, queue these too. */
-    if (c->in.len > 0 || c->need_resume || (!c->ws && conn_blocked(c))) {
+    if (c->in.len > 0 || c->need_resume || (!c->upgraded && conn_blocked(c))) {
         if (buf_append(&c->in, data, len)) {
             http_conn_close(c);
             return;
@@ -865,7 +875,7 @@ void http_req_answer(struct conn_req *r, int status, const char *content_type,
     struct http_conn *c = r->conn;
     struct http_loop *l = r->loop;
     uint64_t lat = r->t_start_us ? clock_mono_us() - r->t_start_us : 0;
-    bool upgraded = status == 101 && c && c->ws;
+    bool upgraded = status == 101 && c && c->upgraded;
     bool keep = false;
     if (c && !c->closing) {
         keep = upgraded || (r->keep_alive && !l->stopping && !r->upgrade && !c->http_done);
@@ -873,8 +883,8 @@ void http_req_answer(struct conn_req *r, int status, const char *content_type,
                        r->is_head);
     }
     observe(l, &r->pub, status, lat);
-    if (c && c->active == r)
-        c->active = NULL;
+    if (c && !c->upgraded && c->h.active == r)
+        c->h.active = NULL;
     req_free(r);
     if (!c || c->closing)
         return;
@@ -925,14 +935,14 @@ static enum parley_err tls_sink(void *ctx, const void *data, size_t len)
 
 static void conn_on_eof(struct http_conn *c, bool clean)
 {
-    if (!clean || c->ws || c->lingering || c->close_after_flush) {
+    if (!clean || c->upgraded || c->lingering || c->close_after_flush) {
         http_conn_close(c);
         return;
     }
     c->read_eof = true;
     if (!c->socketless)
         uv_read_stop((uv_stream_t *)&c->tcp);
-    if (c->req) { /* a request cut short */
+    if (c->h.req) { /* a request cut short */
         http_conn_close(c);
         return;
     }
@@ -977,7 +987,7 @@ static void on_write(uv_write_t *w, int status)
     }
     if (c->out.len || c->pout.len || c->close_after_flush || c->in.len)
         http_conn_mark_dirty(c);
-    if (c->in.len && !c->active)
+    if (c->in.len && (c->upgraded || !c->h.active))
         c->need_resume = true;
 }
 
@@ -1065,8 +1075,8 @@ static void conn_setup(struct http_conn *c, struct http_loop *l)
 {
     const struct http_limits *lim = &l->srv->cfg.limits;
     c->loop = l;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    http_parser_init(&c->h.parser, HTTP_REQUEST);
+    c->h.parser.data = c;
     buf_init(&c->in, HTTP_IN_HIGH + HTTP_READ_BUF_SIZE + HTTP_TLS_BUF_SIZE);
     buf_init(&c->out, lim->max_output_queue);
     buf_init(&c->pout, lim->max_output_queue);
@@ -1153,14 +1163,14 @@ void http_loop_sweep(struct http_loop *l)
     for (struct http_conn *c = l->conns; c; c = c->next) {
         if (c->closing)
             continue;
-        if (c->ws && c->deadline_kind == DL_NONE)
-            ws_tick(c->ws, now);
+        if (c->upgraded && c->deadline_kind == DL_NONE)
+            ws_tick(&c->ws, now);
         if (c->deadline_kind == DL_NONE || now < c->deadline)
             continue;
         switch (c->deadline_kind) {
         case DL_REQUEST:
             c->deadline_kind = DL_NONE;
-            if (c->req || c->in.len)
+            if ((!c->upgraded && c->h.req) || c->in.len)
                 conn_fail(c, TXE_TIMEOUT);
             else
                 http_conn_close(c);
@@ -1182,11 +1192,11 @@ void http_loop_stop_conns(struct http_loop *l, bool force)
             http_conn_close(c);
             continue;
         }
-        if (c->ws) {
-            ws_close(c->ws, 1001, "server stopping");
+        if (c->upgraded) {
+            ws_close(&c->ws, 1001, "server stopping");
             continue;
         }
-        if (!c->active && !c->req && c->in.len == 0)
+        if (!c->h.active && !c->h.req && c->in.len == 0)
             http_conn_close_after_flush(c);
         /* else: the answer will carry Connection: close (l->stopping) */
     }

@@ -26,6 +26,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <http_parser.h>
 #include <uv.h>
 #include <wslay/wslay.h>
@@ -122,15 +123,36 @@ enum deadline_kind {
     DL_HARD,    /* closing and waiting for output/peer: hard close */
 };
 
+/* The WebSocket state of an upgraded connection, embedded in its http_conn (the handle
+ * applications get is &conn->ws). Partial-frame receive state lives in a per-loop pool
+ * (struct ws_rx, ws_server.c) and is attached only while a frame is partly received. */
+struct ws_conn {
+    const struct ws_callbacks *cb; /* borrowed: the caller's (static) table */
+    void *user;
+    ws_tick_fn tick;
+    struct ws_rx *rx;              /* only while a frame or message is partially in */
+    uint64_t quiet_since_ms;       /* last receive, or the ping sent after it (uv_now) */
+    uint16_t close_code;
+    bool ping_sent, close_sent, close_rcvd, failed;
+};
+
+/* HTTP-phase state: unused once a connection is upgraded, so it shares its memory with
+ * the WebSocket state (issue #5: an idle stream connection must stay under 1 KiB). */
+struct conn_http {
+    http_parser parser;
+    struct conn_req *req;          /* being received */
+    struct conn_req *active;       /* dispatched, not yet answered */
+};
+
 struct http_conn {
     uv_tcp_t tcp;                  /* tcp.data == this */
     struct http_loop *loop;
     struct http_conn *prev, *next; /* loop->conns */
     struct http_conn *dirty_next;
-    http_parser parser;
-    struct conn_req *req;          /* being received */
-    struct conn_req *active;       /* dispatched, not yet answered */
-    struct ws_conn *ws;
+    union {
+        struct conn_http h;        /* while !upgraded */
+        struct ws_conn ws;         /* once upgraded */
+    };
     struct tls_conn *tls;
     struct buf in;                 /* received but not yet parsed */
     struct buf out;                /* wire bytes queued this pass */
@@ -138,15 +160,23 @@ struct http_conn {
     struct conn_write *w;          /* the uv_write in flight (http_conn.c), or NULL: an
                                       idle connection keeps no write request */
     uint64_t deadline;             /* uv_now() ms */
-    uint8_t deadline_kind;
-    bool in_dirty, closing, reaped;
-    bool close_after_flush;        /* close once out/pout/w are empty */
-    bool read_paused, read_eof, in_parse, need_resume;
-    bool http_done;                /* no more HTTP requests on this connection */
-    bool socketless;               /* fuzz/tests: no uv handle */
-    bool lingering;                /* output done, FIN sent, draining input until EOF */
-    uint8_t err;                   /* pending transport error (enum in http_conn.c) */
+    /* Flags (loop thread only), packed: every byte counts 10,000 times over. */
+    unsigned deadline_kind : 2;    /* enum deadline_kind */
+    unsigned err : 3;              /* pending transport error (enum tx_err, http_conn.c) */
+    bool upgraded : 1;             /* ws is live (set by the upgrade, kept until freed) */
+    bool in_dirty : 1, closing : 1, reaped : 1;
+    bool close_after_flush : 1;    /* close once out/pout/w are empty */
+    bool read_paused : 1, read_eof : 1, in_parse : 1, need_resume : 1;
+    bool http_done : 1;            /* no more HTTP requests on this connection */
+    bool socketless : 1;           /* fuzz/tests: no uv handle */
+    bool lingering : 1;            /* output done, FIN sent, draining input until EOF */
 };
+
+/* The connection a WebSocket is embedded in. */
+static inline struct http_conn *ws_conn_of(const struct ws_conn *ws)
+{
+    return (struct http_conn *)((char *)ws - offsetof(struct http_conn, ws));
+}
 
 enum hdr_state { HS_URL = 0, HS_FIELD, HS_VALUE };
 
@@ -183,6 +213,10 @@ void http_conn_close(struct http_conn *c);
 void http_conn_close_after_flush(struct http_conn *c);
 /* Arm c's single timer-wheel slot: kind fires after ms (DL_NONE disarms). */
 void http_conn_set_deadline(struct http_conn *c, enum deadline_kind kind, uint32_t ms);
+/* The upgrade is taking c out of the HTTP phase: forget the active request (the caller
+ * answers it: it stays alive, owned by the loop's list) and free any request being
+ * received, so that c->h can be reused as c->ws. */
+void http_conn_leave_http(struct http_conn *c);
 /* Free requests still alive when l is torn down (handlers that never answered). */
 void http_loop_free_reqs(struct http_loop *l);
 /* Queue one formatted response (http_response.c); closes c if it does not fit. */

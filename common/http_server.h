@@ -146,8 +146,11 @@ struct ws_callbacks {
 };
 
 /* Upgrade the connection of req (a GET with the Upgrade headers) to WebSocket: validates
- * the handshake, answers 101, and from then on frames go to cb. Answers req (400 on a
- * bad handshake, returning PARLEY_ERR_PROTO). On success *out is the connection. */
+ * the handshake, answers 101, and from then on frames go to cb. cb is borrowed, not
+ * copied: it must outlive the connection (in practice a static const table); NULL means
+ * no callbacks. Answers req (400 on a bad handshake, returning PARLEY_ERR_PROTO). On
+ * success *out is the connection (part of the connection's own memory: valid until
+ * on_close returns). */
 PARLEY_WUR enum parley_err http_upgrade_websocket(struct http_request *req,
                                                   const struct ws_callbacks *cb, void *user,
                                                   struct ws_conn **out);

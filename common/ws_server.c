@@ -2,8 +2,9 @@
  * ws_server.c — WebSocket on an upgraded server connection: the RFC 6455 handshake,
  * frames through wslay's frame-level API, messages, ping/pong, close.
  *
- * Memory: an idle WebSocket is its http_conn plus this small struct (~80 bytes). All
- * receive state (struct ws_rx: wslay's frame context, ~4.2 KB mostly its input buffer,
+ * Memory: an idle WebSocket is its http_conn and nothing else: struct ws_conn (48
+ * bytes) is embedded in the connection, in the memory its HTTP parser and request
+ * pointers used before the upgrade (http_conn_int.h). All receive state (struct ws_rx: wslay's frame context, ~4.2 KB mostly its input buffer,
  * the frame/message progress and the assembly buffers) is taken from a per-loop pool
  * when bytes arrive and given back as soon as the input ends on a frame boundary outside
  * a fragmented message (every byte fed to wslay belongs to a complete frame); only a
@@ -35,17 +36,6 @@ struct ws_rx {
     struct buf ctrl;            /* a control frame split across reads */
     uint8_t frame_op, msg_op;
     bool frame_fin, in_frame, in_msg;
-};
-
-struct ws_conn {
-    struct http_conn *conn;
-    struct ws_callbacks cb;
-    void *user;
-    ws_tick_fn tick;
-    struct ws_rx *rx;           /* only while a frame or message is partially received */
-    uint64_t last_rx_ms, ping_sent_ms;
-    uint16_t close_code;
-    bool close_sent, close_rcvd, failed;
 };
 
 /* ------------------------------------------------------------ wslay glue */
@@ -153,13 +143,13 @@ static void rx_put(struct http_loop *l, struct ws_rx *rx)
 
 static const struct http_limits *limits_of(const struct ws_conn *ws)
 {
-    return &ws->conn->loop->srv->cfg.limits;
+    return &ws_conn_of(ws)->loop->srv->cfg.limits;
 }
 
 static enum parley_err send_frame(struct ws_conn *ws, uint8_t opcode, const void *data,
                                   size_t len)
 {
-    struct http_conn *c = ws->conn;
+    struct http_conn *c = ws_conn_of(ws);
     struct http_loop *l = c->loop;
     const struct http_limits *lim = limits_of(ws);
     if (c->closing)
@@ -200,8 +190,10 @@ static enum parley_err send_frame(struct ws_conn *ws, uint8_t opcode, const void
 
 enum parley_err ws_send(struct ws_conn *ws, bool binary, const void *data, size_t len)
 {
-    if (!ws || !ws->conn || ws->conn->closing || ws->conn->close_after_flush ||
-        ws->close_sent)
+    if (!ws)
+        return PARLEY_ERR_CLOSED;
+    const struct http_conn *c = ws_conn_of(ws);
+    if (c->closing || c->close_after_flush || ws->close_sent)
         return PARLEY_ERR_CLOSED;
     return send_frame(ws, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data ? data : "",
                       data ? len : 0);
@@ -230,15 +222,15 @@ static void send_close(struct ws_conn *ws, uint16_t code, const char *reason)
 
 void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
-    if (!ws || !ws->conn || ws->conn->closing || ws->close_sent)
+    if (!ws || ws_conn_of(ws)->closing || ws->close_sent)
         return;
     if (!ws->close_code)
         ws->close_code = code;
     send_close(ws, code, reason);
     if (ws->close_rcvd)
-        http_conn_close_after_flush(ws->conn);
+        http_conn_close_after_flush(ws_conn_of(ws));
     else
-        http_conn_set_deadline(ws->conn, DL_HARD, WS_CLOSE_WAIT_MS);
+        http_conn_set_deadline(ws_conn_of(ws), DL_HARD, WS_CLOSE_WAIT_MS);
 }
 
 /* Protocol violation: send close(code) and drop the connection after the write. */
@@ -248,12 +240,12 @@ static void ws_fail(struct ws_conn *ws, uint16_t code, const char *reason)
     if (!ws->close_code)
         ws->close_code = code;
     send_close(ws, code, reason);
-    http_conn_close_after_flush(ws->conn);
+    http_conn_close_after_flush(ws_conn_of(ws));
 }
 
 struct http_loop *ws_loop(const struct ws_conn *ws)
 {
-    return ws && ws->conn ? ws->conn->loop : NULL;
+    return ws ? ws_conn_of(ws)->loop : NULL;
 }
 
 void ws_set_tick(struct ws_conn *ws, ws_tick_fn fn)
@@ -316,8 +308,8 @@ static void deliver(struct ws_conn *ws, uint8_t op, const uint8_t *data, size_t 
         ws_fail(ws, 1007, "invalid utf-8");
         return;
     }
-    if (ws->cb.on_message)
-        ws->cb.on_message(ws, op == WSLAY_BINARY_FRAME, len ? data : (const uint8_t *)"", len,
+    if (ws->cb->on_message)
+        ws->cb->on_message(ws, op == WSLAY_BINARY_FRAME, len ? data : (const uint8_t *)"", len,
                           ws->user);
 }
 
@@ -351,7 +343,7 @@ static void on_control(struct ws_conn *ws, uint8_t op, const uint8_t *p, size_t 
         if (!ws->close_code)
             ws->close_code = code;
         send_close(ws, code, NULL);
-        http_conn_close_after_flush(ws->conn);
+        http_conn_close_after_flush(ws_conn_of(ws));
         break;
     }
     default:
@@ -460,7 +452,7 @@ static void on_chunk(struct ws_conn *ws, const struct wslay_frame_iocb *f)
 
 void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
 {
-    struct http_conn *c = ws->conn;
+    struct http_conn *c = ws_conn_of(ws);
     struct http_loop *l = c->loop;
     if (ws->failed || ws->close_rcvd || c->closing || c->close_after_flush)
         return;
@@ -472,8 +464,8 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
         }
     }
     struct ws_rx *rx = ws->rx;
-    ws->last_rx_ms = l->uv_ready ? uv_now(&l->uv) : 0;
-    ws->ping_sent_ms = 0;
+    ws->quiet_since_ms = l->uv_ready ? uv_now(&l->uv) : 0;
+    ws->ping_sent = false;
     struct ws_io *io = &l->ws_io;
     io->in = data;
     io->in_len = len;
@@ -501,41 +493,44 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
     }
 }
 
+/* Keep-alive: a ping after ws_ping_interval_ms without input, a close 1006 if nothing
+ * came back within another interval. One timestamp serves both waits (the ping restarts
+ * it), which keeps struct ws_conn within the HTTP state it replaces. */
 void ws_tick(struct ws_conn *ws, uint64_t now_ms)
 {
+    struct http_conn *c = ws_conn_of(ws);
     uint32_t iv = limits_of(ws)->ws_ping_interval_ms;
-    if (ws->close_sent || ws->failed || ws->conn->closing)
+    if (ws->close_sent || ws->failed || c->closing)
         return;
     if (ws->tick) {
         ws->tick(ws, now_ms, ws->user);
-        if (ws->close_sent || ws->failed || ws->conn->closing)
+        if (ws->close_sent || ws->failed || c->closing)
             return;
     }
-    if (!iv)
+    if (!iv || now_ms - ws->quiet_since_ms < iv)
         return;
-    if (ws->ping_sent_ms) {
-        if (now_ms - ws->ping_sent_ms >= iv) {
-            if (!ws->close_code)
-                ws->close_code = 1006; /* dead peer */
-            http_conn_close(ws->conn);
-        }
+    if (ws->ping_sent) {
+        if (!ws->close_code)
+            ws->close_code = 1006; /* dead peer */
+        http_conn_close(c);
         return;
     }
-    if (now_ms - ws->last_rx_ms >= iv) {
-        if (send_frame(ws, WSLAY_PING, "parley", 6) == PARLEY_OK)
-            ws->ping_sent_ms = now_ms ? now_ms : 1;
+    if (send_frame(ws, WSLAY_PING, "parley", 6) == PARLEY_OK) {
+        ws->ping_sent = true;
+        ws->quiet_since_ms = now_ms;
     }
 }
 
 void ws_finish(struct ws_conn *ws)
 {
-    struct http_conn *c = ws->conn;
+    struct http_conn *c = ws_conn_of(ws);
     atomic_fetch_sub(&c->loop->srv->websockets_open, 1);
     uint16_t code = ws->close_code ? ws->close_code : 1006;
-    if (ws->cb.on_close)
-        ws->cb.on_close(ws, code, ws->user);
+    if (ws->cb->on_close)
+        ws->cb->on_close(ws, code, ws->user);
     rx_free(ws->rx);
-    free(ws);
+    ws->rx = NULL;
+    ws->tick = NULL;
 }
 
 /* ------------------------------------------------------------- handshake */
@@ -596,23 +591,25 @@ enum parley_err http_upgrade_websocket(struct http_request *req, const struct ws
         http_respond_error(req, 503, "unavailable", "connection gone");
         return PARLEY_ERR_CLOSED;
     }
-    struct ws_conn *ws = calloc(1, sizeof *ws);
-    if (!ws) {
-        http_respond_error(req, 503, "unavailable", "out of memory");
-        return PARLEY_ERR_NOMEM;
-    }
-    ws->conn = c;
-    if (cb)
-        ws->cb = *cb;
-    ws->user = user;
-    ws->last_rx_ms = c->loop->uv_ready ? uv_now(&c->loop->uv) : 0;
     char accept[29];
     ws_handshake_accept(k, accept);
     char extra[160];
     snprintf(extra, sizeof extra,
              "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
              accept);
-    c->ws = ws;
+    /* From here c is a WebSocket: its HTTP state (the parser, r as the active request)
+     * gives way to the WebSocket state in the same memory. r stays valid (it is its own
+     * allocation) and is answered below; no other request exists (r is the one
+     * dispatched, and nothing is parsed after an upgrade). */
+    static const struct ws_callbacks no_callbacks;
+    http_conn_leave_http(c);
+    c->http_done = true;
+    struct ws_conn *ws = &c->ws;
+    memset(ws, 0, sizeof *ws);
+    ws->cb = cb ? cb : &no_callbacks;
+    ws->user = user;
+    ws->quiet_since_ms = c->loop->uv_ready ? uv_now(&c->loop->uv) : 0;
+    c->upgraded = true;
     atomic_fetch_add(&c->loop->srv->websockets_open, 1);
     http_req_answer(r, 101, NULL, NULL, 0, extra);
     *out = ws;

@@ -68,6 +68,12 @@ static const char *const stmt_sql[ST__COUNT] = {
                         "WHERE m.group_id = ?1 AND d.id <> ?2 ORDER BY d.id",
     [ST_Q_DEVICE_USER] = "SELECT user_id FROM devices WHERE id = ?1",
     [ST_Q_DEPTH] = "SELECT n FROM queue_depth WHERE device_id = ?1",
+    /* No delete trigger (migration 5): deleters lower the count themselves. */
+    [ST_Q_DEPTH_SUB] = "UPDATE queue_depth SET n = max(n - ?2, 0) WHERE device_id = ?1",
+    [ST_Q_DEPTH_SUB_ID] = "UPDATE queue_depth SET n = max(n - 1, 0) "
+                          "WHERE device_id = (SELECT device_id FROM envelopes WHERE id = ?1)",
+    [ST_Q_DEPTH_RECOUNT] = "UPDATE queue_depth SET n = (SELECT count(*) FROM envelopes "
+                           "WHERE device_id = ?1) WHERE device_id = ?1 RETURNING n",
     /* ?13: the id the batch gave out, or NULL (a purge notice: the next one). */
     [ST_Q_INSERT] = "INSERT INTO envelopes (id, " ENV_COLS ") "
                     "VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -522,6 +528,17 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         if (err)
             goto out;
         if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
+            /* Full, or a count left high by a deleter (erasure recounts, but be sure):
+             * count the rows before refusing, and keep the exact number. */
+            err = stmt(c, ST_Q_DEPTH_RECOUNT, &st);
+            if (err)
+                goto out;
+            err = sq_query_int(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found,
+                               &depth, "queue_send");
+            if (err)
+                goto out;
+        }
+        if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
             snd->status = STORE_SEND_QUEUE_FULL;
             goto out;
         }
@@ -581,6 +598,19 @@ static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *sn
 
 /* Run an ack DELETE (ST_Q_ACK or ST_Q_ACK_RANGE) for device with v[0..n) as ?2.. and
  * count the rows it deleted (the depth trigger's updates are not counted). */
+/* device lost n envelopes. */
+static enum parley_err depth_sub(struct sq_conn *c, const char *device, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_DEPTH_SUB, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (int64_t)n);
+    return sq_exec(c, st, rc, "queue_depth");
+}
+
 static enum parley_err ack_delete(struct sq_conn *c, enum sq_stmt_id id, const char *device,
                                   const uint64_t *v, size_t n, size_t *deleted)
 {
@@ -631,6 +661,8 @@ static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
     }
     if (!err && n_list)
         err = ack_delete(c, ST_Q_ACK, ack->device_id, list, n_list, &ack->deleted);
+    if (!err && ack->deleted)
+        err = depth_sub(c, ack->device_id, ack->deleted);
     return err;
 }
 
@@ -941,13 +973,19 @@ static enum parley_err expired_select(struct sq_conn *c, int64_t now, size_t lim
     return err;
 }
 
+/* Delete one envelope and lower its device's count (there is no delete trigger). */
 static enum parley_err delete_id(struct sq_conn *c, uint64_t id)
 {
-    sqlite3_stmt *st = NULL;
-    enum parley_err err = stmt(c, ST_Q_DELETE, &st);
-    if (err)
-        return err;
-    return sq_exec(c, st, sqlite3_bind_int64(st, 1, (int64_t)id), "queue_purge");
+    static const enum sq_stmt_id ids[] = {ST_Q_DEPTH_SUB_ID, ST_Q_DELETE};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        enum parley_err err = stmt(c, ids[i], &st);
+        if (!err)
+            err = sq_exec(c, st, sqlite3_bind_int64(st, 1, (int64_t)id), "queue_purge");
+        if (err)
+            return err;
+    }
+    return PARLEY_OK;
 }
 
 /* Queue the notices for x (the first row of a group of `count` copies of one message to

@@ -56,32 +56,44 @@ struct inflight {
     bool acked;
 };
 
+/* Laid out for size (issue #5: an idle stream, transport included, stays under 1 KiB):
+ * pointers and 64-bit fields first, then the narrow counters and the flags, the strings
+ * last (no padding between them): 232 bytes, a 240-byte malloc chunk (was 288). */
 struct sconn {
     atomic_uint refs;
+    uint32_t fl_bytes;  /* loop thread only: bytes of the in-flight envelopes */
     struct stream *st;
     struct http_loop *loop;
+    struct sconn *hub_next, *hub_user_next; /* hub.c's chains, under its shard locks */
+    /* loop thread only */
+    struct ws_conn *ws;
+    struct inflight *fl; /* ring of STREAM_WINDOW sent, unacked envelopes (id order);
+                            allocated only while something is in flight */
+    struct outmsg *pend_head, *pend_tail;
+    uint64_t reval_at;  /* uv_now ms of the next session re-validation (stream.c) */
+    uint64_t last_sent; /* highest envelope id sent on this connection */
+    uint32_t backlog_sent;
+    uint16_t fl_head, fl_n; /* < STREAM_WINDOW */
+    uint16_t n_pend;        /* <= STREAM_PENDING_MAX */
+    uint8_t bad_frames;     /* <= STREAM_BAD_FRAMES_MAX */
+    bool reval_busy : 1;    /* a lookup is on the thread pool */
+    bool draining : 1;      /* delivering from the store rather than from pushes */
+    bool fetching : 1;      /* a fetch is on the thread pool */
+    bool refetch : 1;       /* pushes were dropped while draining: fetch again at the end */
+    bool drained_sent : 1;
+    /* set before the connection is shared, read-only after */
     char user_id[STORE_ID_LEN + 1];
     char device_id[STORE_ID_LEN + 1];
     char username[STORE_USERNAME_MAX + 1];
     uint8_t token_hash[STORE_TOKEN_HASH_BYTES]; /* of the session that opened it */
-    struct sconn *hub_next, *hub_user_next; /* hub.c's chains, under its shard locks */
-    /* loop thread only */
-    struct ws_conn *ws;
-    uint64_t reval_at;  /* uv_now ms of the next session re-validation (stream.c) */
-    bool reval_busy;    /* a lookup is on the thread pool */
-    bool draining;      /* delivering from the store rather than from pushes */
-    bool fetching;      /* a fetch is on the thread pool */
-    bool refetch;       /* pushes were dropped while draining: fetch again at the end */
-    bool drained_sent;
-    uint64_t last_sent; /* highest envelope id sent on this connection */
-    struct inflight *fl; /* ring of STREAM_WINDOW sent, unacked envelopes (id order);
-                            allocated only while something is in flight */
-    size_t fl_head, fl_n, fl_bytes;
-    uint32_t backlog_sent;
-    struct outmsg *pend_head, *pend_tail;
-    size_t n_pend;
-    unsigned bad_frames;
 };
+
+_Static_assert(STREAM_WINDOW <= UINT16_MAX && STREAM_PENDING_MAX <= UINT16_MAX &&
+                   STREAM_BAD_FRAMES_MAX < UINT8_MAX,
+               "struct sconn's narrow counters");
+/* The byte window is checked before each send, so fl_bytes stays below it plus one
+ * envelope, itself bounded by the output queue (4 MiB by default). */
+_Static_assert(STREAM_WINDOW_BYTES <= UINT32_MAX / 2, "struct sconn.fl_bytes");
 
 void sconn_ref(struct sconn *c);
 void sconn_unref(struct sconn *c);

@@ -41,6 +41,7 @@ struct writer {
     pthread_cond_t cv;
     struct jobq sends, acks;
     size_t n_bytes;
+    size_t ack_ids; /* ids in the queued acks */
     bool stopping;
 };
 
@@ -382,6 +383,8 @@ enum parley_err writer_submit(struct writer *w, struct writer_job *j)
     }
     jobq_push(j->kind == WJOB_ACK ? &w->acks : &w->sends, j);
     w->n_bytes += j->bytes;
+    if (j->kind == WJOB_ACK)
+        w->ack_ids += j->n_ids;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return PARLEY_OK;
@@ -590,6 +593,7 @@ static void take_batch(struct writer *w, struct batch *b, struct held_copy **due
 {
     b->sends = jobq_take(&w->sends, WRITER_BATCH_MAX, &b->n_sends, &w->n_bytes);
     b->acks = jobq_take(&w->acks, WRITER_MAX_JOBS, &b->n_acks, &w->n_bytes);
+    w->ack_ids = 0;
     b->due = due;
     b->flush = w->stopping;
 }
@@ -629,12 +633,17 @@ static void *writer_main(void *arg)
         }
         if (w->stopping && !w->sends.n && !w->acks.n && !held_count(w->held))
             break;
-        /* Gather: wait up to commit_delay_us for more sends, unless the batch is full. */
-        if (cfg->commit_delay_us && !w->stopping && w->sends.n &&
-            w->sends.n < WRITER_BATCH_MAX) {
-            uint64_t until = clock_mono_us() + cfg->commit_delay_us;
+        /* Gather: wait up to commit_delay_us for more sends, unless the batch is full.
+         * Acks alone (of stored envelopes: a drain) wait longer for company: deleting
+         * thousands of rows in one transaction costs far less per row, and the drain
+         * they compete with for the CPU does not wait for them. */
+        uint64_t gather = w->sends.n ? cfg->commit_delay_us : WRITER_ACK_GATHER_US;
+        if (gather && !w->stopping && w->sends.n < WRITER_BATCH_MAX &&
+            (w->sends.n || w->ack_ids < WRITER_ACK_BATCH_IDS)) {
+            uint64_t until = clock_mono_us() + gather;
             struct timespec ts = mono_deadline(until);
-            while (!w->stopping && w->sends.n < WRITER_BATCH_MAX && clock_mono_us() < until)
+            while (!w->stopping && w->sends.n < WRITER_BATCH_MAX &&
+                   (w->sends.n || w->ack_ids < WRITER_ACK_BATCH_IDS) && clock_mono_us() < until)
                 pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
         struct batch b = {0};

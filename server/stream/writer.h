@@ -36,6 +36,8 @@
 #define WRITER_MAX_BYTES (128u << 20)
 #define WRITER_BATCH_MAX 512
 #define WRITER_HELD_MAX 100000 /* copies held at once (write-back); beyond, written */
+#define WRITER_ACK_GATHER_US 20000 /* a batch of acks only waits this long for more ... */
+#define WRITER_ACK_BATCH_IDS 8192  /* ... unless this many ids are queued */
 
 struct stream;
 struct sconn;

@@ -1,7 +1,7 @@
 /*
  * store_test_util.h — the fixture and helpers shared by the store's unit tests
  * (test_store_sqlite.c, test_store_messaging.c, test_queue_batch_cache.c,
- * test_queue_writeback.c): a fresh SQLite store in a temp
+ * test_queue_writeback.c, test_queue_depth.c): a fresh SQLite store in a temp
  * directory per test, users, devices with keys, sends, and raw reads of the file through
  * an independent connection. Header-only (static inline) because each test is its own
  * executable.
