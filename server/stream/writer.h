@@ -32,7 +32,7 @@
 #include "parley/err.h"
 #include "store/store.h"
 
-#define WRITER_MAX_JOBS 20000
+#define WRITER_MAX_JOBS 65536 /* 1,000 clients x 64 in flight; the bytes bound caps memory */
 #define WRITER_MAX_BYTES (128u << 20)
 #define WRITER_BATCH_MAX 512
 #define WRITER_HELD_MAX 100000 /* copies held at once (write-back); beyond, written */
