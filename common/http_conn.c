@@ -226,8 +226,8 @@ void http_conn_close_after_flush(struct http_conn *c)
         return;
     c->close_after_flush = true;
     c->http_done = true;
-    if (c->tls)
-        tls_conn_shutdown(c->tls);
+    /* The close_notify goes out in conn_flush, after the response still in pout: sent
+     * here it would come first, and the peer would never read the response. */
     uint32_t t = limits_of(c)->request_timeout_ms;
     http_conn_set_deadline(c, DL_HARD, t > LINGER_MS ? t : LINGER_MS);
     http_conn_mark_dirty(c);
@@ -1041,6 +1041,8 @@ static void conn_flush(struct http_conn *c)
             return;
         }
     }
+    if (c->tls && c->close_after_flush)
+        tls_conn_shutdown(c->tls); /* after the last response; once */
     if (c->out.len) {
         if (c->socketless) {
             if (c->loop->capture)

@@ -221,6 +221,32 @@ static void test_tls_requests(void **state)
     tls_close(&c, &t);
 }
 
+/* A response that closes the connection (Connection: close, or the 400 for a malformed
+ * request) reaches the client before the close_notify, on TLS 1.3 and 1.2. */
+static void test_tls_response_before_close(void **state)
+{
+    uint16_t port = http_server_port(*state);
+    const int versions[] = {0, TLS1_2_VERSION};
+    for (size_t v = 0; v < sizeof versions / sizeof versions[0]; v++) {
+        struct tc c;
+        struct tls_cli t;
+        struct tresp r;
+        assert_true(tls_open(&c, &t, port, versions[v]));
+        assert_int_equal(
+            tc_request(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal((char *)r.body, "{\"tls\":true}");
+        tresp_free(&r);
+        tls_close(&c, &t);
+        assert_true(tls_open(&c, &t, port, versions[v]));
+        assert_int_equal(tc_request(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", &r),
+                         0);
+        assert_int_equal(r.status, 400);
+        tresp_free(&r);
+        tls_close(&c, &t);
+    }
+}
+
 static void test_tls_websocket(void **state)
 {
     uint16_t port = http_server_port(*state);
@@ -820,6 +846,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tls_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_response_before_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_websocket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_key_update_server, setup, teardown),
