@@ -156,8 +156,8 @@ static const char *const ERASE_SQL[] = {
      * that still wait for others, and expiry notices naming it. */
     "DELETE FROM envelopes WHERE user_id = ?1 OR sender_user = ?1 OR peer_user = ?1",
     /* queue_depth has no delete trigger (migration 5): recount what others still hold. */
-    "UPDATE queue_depth SET n = (SELECT count(*) FROM envelopes e "
-    "WHERE e.device_id = queue_depth.device_id) WHERE ?1 IS NOT NULL",
+    ("UPDATE queue_depth SET n = (SELECT count(*) FROM envelopes e "
+     "WHERE e.device_id = queue_depth.device_id) WHERE ?1 IS NOT NULL"),
     "DELETE FROM sent_msg_ids WHERE sender_device IN (SELECT id FROM devices WHERE user_id = ?1)",
     "DELETE FROM onetime_prekeys WHERE device_id IN (SELECT id FROM devices WHERE user_id = ?1)",
     "DELETE FROM device_keys WHERE device_id IN (SELECT id FROM devices WHERE user_id = ?1)",
