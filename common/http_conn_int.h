@@ -122,6 +122,7 @@ enum deadline_kind {
     DL_IDLE,    /* keep-alive idle: silent close */
     DL_HARD,    /* closing and waiting for output/peer: hard close */
 };
+_Static_assert(DL_HARD < 4, "http_conn.deadline_kind is a 2-bit field");
 
 /* The WebSocket state of an upgraded connection, embedded in its http_conn (the handle
  * applications get is &conn->ws). Partial-frame receive state lives in a per-loop pool

@@ -4,14 +4,15 @@
  *
  * Memory: an idle WebSocket is its http_conn and nothing else: struct ws_conn (48
  * bytes) is embedded in the connection, in the memory its HTTP parser and request
- * pointers used before the upgrade (http_conn_int.h). All receive state (struct ws_rx: wslay's frame context, ~4.2 KB mostly its input buffer,
- * the frame/message progress and the assembly buffers) is taken from a per-loop pool
- * when bytes arrive and given back as soon as the input ends on a frame boundary outside
- * a fragmented message (every byte fed to wslay belongs to a complete frame); only a
- * connection with a partial frame or message keeps one. Sending uses one per-loop
- * context: frames are always emitted whole into the connection's output buffer, so that
- * context is back in its initial state after every call. A message buffer exists only
- * while a message spans several chunks/frames.
+ * pointers used before the upgrade (http_conn_int.h). All receive state (struct ws_rx:
+ * wslay's frame context, ~4.2 KB mostly its input buffer, the frame/message progress
+ * and the assembly buffers) is taken from a per-loop pool when bytes arrive and given
+ * back as soon as the input ends on a frame boundary outside a fragmented message
+ * (every byte fed to wslay belongs to a complete frame); only a connection with a
+ * partial frame or message keeps one. Sending uses one per-loop context: frames are
+ * always emitted whole into the connection's output buffer, so that context is back in
+ * its initial state after every call. A message buffer exists only while a message
+ * spans several chunks/frames.
  *
  * Limits: a frame longer than ws_max_frame or a message longer than ws_max_message
  * closes with 1009 as soon as its header arrives; unmasked client frames, reserved bits,
