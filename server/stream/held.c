@@ -154,12 +154,12 @@ size_t held_count(struct held *h)
     return n;
 }
 
-bool held_room(struct held *h, size_t n)
+size_t held_room(struct held *h)
 {
     pthread_mutex_lock(&h->mu);
-    bool ok = h->n + n <= h->max;
+    size_t room = h->n < h->max ? h->max - h->n : 0;
     pthread_mutex_unlock(&h->mu);
-    return ok;
+    return room;
 }
 
 struct held_copy *held_copy_new(void)
@@ -207,23 +207,41 @@ void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t
     hc->spare = NULL;
 }
 
-struct writer_job *held_ack(struct held *h, const char *device_id, uint64_t id, bool *matched)
+/* d's held copy with this id, not being written (mutex held); NULL if none. */
+static struct held_copy *find_ackable(struct held_dev *d, uint64_t id)
 {
-    struct writer_job *j = NULL;
-    *matched = false;
+    for (struct held_copy *hc = d->head; hc && hc->id <= id; hc = hc->next)
+        if (hc->id == id)
+            return hc->writing ? NULL : hc;
+    return NULL;
+}
+
+size_t held_ack(struct held *h, const char *device_id, uint64_t *ids, size_t *n,
+                struct writer_job **done)
+{
+    size_t keep = 0, matched = 0;
     pthread_mutex_lock(&h->mu);
     struct held_dev *d = dev_find(h, device_id, NULL);
-    for (struct held_copy *hc = d ? d->head : NULL; hc && hc->id <= id; hc = hc->next) {
-        if (hc->id == id) {
-            if (!hc->writing) {
-                *matched = true;
-                j = unlink_copy(h, hc);
-            }
-            break;
+    for (size_t i = 0; i < *n; i++) {
+        /* d goes when its last copy does: look it up again only then */
+        struct held_copy *hc = d ? find_ackable(d, ids[i]) : NULL;
+        if (!hc) {
+            ids[keep++] = ids[i];
+            continue;
+        }
+        matched++;
+        bool last_of_device = d->head == hc && d->tail == hc;
+        struct writer_job *j = unlink_copy(h, hc);
+        if (last_of_device)
+            d = NULL;
+        if (j) {
+            j->next = *done;
+            *done = j;
         }
     }
     pthread_mutex_unlock(&h->mu);
-    return j;
+    *n = keep;
+    return matched;
 }
 
 size_t held_due(struct held *h, uint64_t now_us, bool all, struct held_copy **out, size_t max)

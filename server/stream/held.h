@@ -47,9 +47,9 @@ PARLEY_WUR enum parley_err held_new(size_t max_copies, const struct seal_key *ke
 /* Free the set. Copies still held are dropped; a job whose copies all went is freed. */
 void held_free(struct held *h);
 
-/* Copies held now; whether n more fit. */
+/* Copies held now; how many more fit. */
 size_t held_count(struct held *h);
-bool held_room(struct held *h, size_t n);
+size_t held_room(struct held *h);
 
 /* A copy's bookkeeping, allocated before the commit that gives it its id so that
  * holding it afterwards cannot fail. NULL on OOM (then write the copy instead). */
@@ -61,11 +61,12 @@ void held_copy_free(struct held_copy *hc);
 void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t k, uint64_t id,
               uint64_t due_us);
 
-/* device_id acked id. *matched: the copy was held (now forgotten; never written); false
- * when it is not held or is being written (then the store has it, or will once the write
- * commits: the ack goes to the writer). Returns the copy's job when that was its last
- * held copy, else NULL. */
-struct writer_job *held_ack(struct held *h, const char *device_id, uint64_t id, bool *matched);
+/* device_id acked ids[0..*n). An id naming a held copy forgets it (never written) and
+ * leaves ids; the others (not held, or being written: the store has them, or will once
+ * the write commits) keep their order and *n becomes their count. Returns how many ids
+ * matched. A send whose last held copy this was is linked through ->next onto *done. */
+size_t held_ack(struct held *h, const char *device_id, uint64_t *ids, size_t *n,
+                struct writer_job **done);
 
 /* Up to max copies due by now_us (every copy when all), oldest first, into out, marked
  * as being written: acks no longer take them. They stay held until held_written, or

@@ -230,8 +230,12 @@ struct pushes {
     struct outmsg **mv;
 };
 
+/* A held copy's connection was found by choose_holds (taken from conns); the others are
+ * looked up now, after the commit, so a device that connected meanwhile gets its push
+ * (or drains the stored copy: it registered before its first fetch). */
 static bool pushes_pack(struct stream *st, const struct writer_job *j,
-                        const struct store_queue_send *s, struct pushes *p)
+                        const struct store_queue_send *s, struct sconn **conns,
+                        struct pushes *p)
 {
     p->tov = p->to;
     p->mv = p->m;
@@ -246,7 +250,9 @@ static bool pushes_pack(struct stream *st, const struct writer_job *j,
     }
     for (size_t i = 0; i < j->n_copies; i++) {
         p->mv[i] = NULL;
-        if (!(p->tov[i] = hub_lookup(st->hub, j->copies[i].device_id)))
+        p->tov[i] = conns[i] ? conns[i] : hub_lookup(st->hub, j->copies[i].device_id);
+        conns[i] = NULL;
+        if (!p->tov[i])
             continue;
         p->mv[i] = pack_message(s->copies[i].envelope_id, j->c->user_id, j->c->username,
                                 j->c->device_id, j->msgid, j->group_id, j->created_ms,
@@ -272,7 +278,7 @@ static void pushes_post(struct pushes *p, size_t n)
  * acked or written), hold the held copies, push the copies to connected recipients.
  * Returns true when the held set took the job over (the caller must not touch it). */
 static bool finish_send(struct writer *w, struct writer_job *j, const struct store_queue_send *s,
-                        struct held_copy **hcs, uint64_t due_us)
+                        struct held_copy **hcs, struct sconn **conns, uint64_t due_us)
 {
     struct stream *st = w->st;
     switch (s->status) {
@@ -284,7 +290,7 @@ static bool finish_send(struct writer *w, struct writer_job *j, const struct sto
             n_hold += s->copies[i].hold;
         }
         struct pushes p;
-        bool packed = pushes_pack(st, j, s, &p);
+        bool packed = pushes_pack(st, j, s, conns, &p);
         /* Held before the pushes go out: a drain meanwhile finds them held. From the
          * first held_add on, j may be completed and freed by an ack on another loop. */
         j->n_held = n_hold;
@@ -345,20 +351,14 @@ static void finish_ack(struct stream *st, struct writer_job *j, const struct sto
  * the ids left go to the store. A send whose last held copy this was is answered now. */
 static void ack_held(struct writer *w, struct writer_job *j)
 {
-    size_t keep = 0;
-    j->held_acked = 0;
-    for (size_t i = 0; i < j->n_ids; i++) {
-        bool matched = false;
-        struct writer_job *sj = held_ack(w->held, j->c->device_id, j->ids[i], &matched);
-        if (!matched) {
-            j->ids[keep++] = j->ids[i];
-            continue;
-        }
-        j->held_acked++;
-        atomic_fetch_add(&w->st->held_acked, 1);
-        send_kept(sj);
+    struct writer_job *done = NULL;
+    j->held_acked = held_ack(w->held, j->c->device_id, j->ids, &j->n_ids, &done);
+    atomic_fetch_add(&w->st->held_acked, j->held_acked);
+    while (done) {
+        struct writer_job *next = done->next;
+        send_kept(done);
+        done = next;
     }
-    j->n_ids = keep;
 }
 
 enum parley_err writer_submit(struct writer *w, struct writer_job *j)
@@ -390,24 +390,29 @@ enum parley_err writer_submit(struct writer *w, struct writer_job *j)
     return PARLEY_OK;
 }
 
-/* Step 3: which copies of a send to hold: those whose device is connected now, while
- * the set has room and a copy's bookkeeping can be allocated. */
+/* Step 2: which copies of a send to hold: those whose device is connected now, while
+ * the set has room (*room: what is left of it in this batch) and a copy's bookkeeping can
+ * be allocated. A held copy keeps the connection found (conns[k], a reference) for its
+ * push: if that connection goes meanwhile, the device's next one drains the held copy. */
 static void choose_holds(struct writer *w, const struct batch *b, struct writer_job *j,
-                         struct store_copy *copies, struct held_copy **hcs, size_t *n_holding)
+                         struct store_copy *copies, struct held_copy **hcs,
+                         struct sconn **conns, size_t *room)
 {
     const struct config *cfg = w->st->app->cfg;
     for (size_t k = 0; k < j->n_copies; k++) {
         copies[k].hold = false;
-        if (!cfg->writeback_ms || b->flush || !held_room(w->held, *n_holding + 1))
+        if (!cfg->writeback_ms || b->flush || !*room)
             continue;
         struct sconn *rc = hub_lookup(w->st->hub, j->copies[k].device_id);
         if (!rc)
             continue;
-        sconn_unref(rc);
-        if (!(hcs[k] = held_copy_new()))
+        if (!(hcs[k] = held_copy_new())) {
+            sconn_unref(rc);
             continue;
+        }
+        conns[k] = rc;
         copies[k].hold = true;
-        (*n_holding)++;
+        (*room)--;
     }
 }
 
@@ -466,6 +471,7 @@ struct batch_mem {
     struct store_queue_op *ops;
     struct store_copy *copies;   /* every send's copies, one send after another */
     struct held_copy **hcs;      /* parallel to copies: holds allocated, not yet added */
+    struct sconn **conns;        /* parallel to copies: held copies' connections (refs) */
     size_t n_copies;
     struct store_envelope *puts; /* per due copy */
     size_t n;                    /* ops */
@@ -479,28 +485,33 @@ static bool batch_mem_alloc(struct batch_mem *m, const struct batch *b)
     m->ops = calloc(m->n ? m->n : 1, sizeof *m->ops);
     m->copies = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->copies);
     m->hcs = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->hcs);
+    m->conns = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->conns);
     m->puts = calloc(b->n_due ? b->n_due : 1, sizeof *m->puts);
-    return m->ops && m->copies && m->hcs && m->puts;
+    return m->ops && m->copies && m->hcs && m->conns && m->puts;
 }
 
 static void batch_mem_free(struct batch_mem *m)
 {
     for (size_t k = 0; m->hcs && k < m->n_copies; k++)
         held_copy_free(m->hcs[k]);
+    for (size_t k = 0; m->conns && k < m->n_copies; k++)
+        if (m->conns[k])
+            sconn_unref(m->conns[k]);
+    free(m->conns);
     free(m->ops);
     free(m->copies);
     free(m->hcs);
     free(m->puts);
 }
 
-/* Steps 2-4: the ops of a batch, then one store call. */
+/* Steps 1-3: the ops of a batch, then one store call. */
 static enum parley_err apply_batch(struct writer *w, struct batch *b, struct batch_mem *m,
                                    int64_t now)
 {
-    size_t i = 0, n_holding = 0, off = 0;
+    size_t i = 0, off = 0, room = held_room(w->held);
     for (struct writer_job *j = b->sends; j; off += j->n_copies, j = j->next, i++) {
         m->ops[i].kind = STORE_QOP_SEND;
-        choose_holds(w, b, j, m->copies + off, m->hcs + off, &n_holding);
+        choose_holds(w, b, j, m->copies + off, m->hcs + off, m->conns + off, &room);
         enum parley_err err = build_send(w, j, &m->ops[i].u.send, m->copies + off, now);
         if (err)
             return err;
@@ -556,7 +567,7 @@ static void commit_batch(struct writer *w, struct batch *b)
         while (j) {
             struct writer_job *next = j->next;
             size_t n_copies = j->n_copies;
-            bool kept = finish_send(w, j, &m.ops[i].u.send, m.hcs + off, due_us);
+            bool kept = finish_send(w, j, &m.ops[i].u.send, m.hcs + off, m.conns + off, due_us);
             off += n_copies;
             store_queue_op_cleanup(&m.ops[i]);
             if (!kept)
