@@ -77,7 +77,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* ?13: the id the batch gave out, or NULL (a purge notice: the next one). */
     [ST_Q_INSERT] = "INSERT INTO envelopes (id, " ENV_COLS ") "
                     "VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [ST_Q_PUT] = "INSERT INTO envelopes (id, " ENV_COLS ") "
+    /* OR IGNORE: a copy already written under its id (a retried batch) stays as it is. */
+    [ST_Q_PUT] = "INSERT OR IGNORE INTO envelopes (id, " ENV_COLS ") "
                  "SELECT ?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 "
                  "WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
     /* The last envelope id given out: AUTOINCREMENT's record, or a row above it. */
@@ -778,8 +779,10 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
     if (!err && (gap || next - 1 > last))
         err = record_given_id(c, next - 1);
     err = sq_end(c, err);
-    if (!durable && sq_set_synchronous(c, true) != PARLEY_OK)
-        err = err ? err : PARLEY_ERR_STORE; /* never hand a NORMAL connection back */
+    /* The batch's outcome stands either way: a committed batch reported as failed would
+     * be retried (its PUTs again). sq_set_synchronous has logged the failure. */
+    if (!durable)
+        (void)sq_set_synchronous(c, true);
     if (!err && gap)
         sq(s)->ids_gapped = true;
     if (err) {

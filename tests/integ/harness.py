@@ -74,6 +74,13 @@ class Server:
                 raise AssertionError(f"parleyd exited with {code}:\n{self.logs()[-4000:]}")
         self.log.close()
 
+    def sigkill_restart(self):
+        """SIGKILL parleyd (no clean shutdown) and start it again on the same data dir."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+        self.start()
+
     def kill(self):
         self.proc.kill()
         self.proc.wait()

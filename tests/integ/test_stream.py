@@ -10,7 +10,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -119,6 +118,13 @@ class Dev:
             return False
         except socket.timeout:
             return True
+
+
+def send_request(sender, to, mid, ciphertext):
+    """Send one message to `to`'s single device without waiting; returns the request id."""
+    return sender.request(send={"client_message_id": mid, "to_user": to.user_id,
+                                "copies": [{"device_id": to.device_id,
+                                            "ciphertext": ciphertext}]})
 
 
 def user(server, name, keyed=True):
@@ -572,11 +578,8 @@ def test_fault_kill9_nothing_acknowledged_is_lost():
 
         def kill_and_restart():
             nonlocal kills
-            s.proc.send_signal(signal.SIGKILL)
-            s.proc.wait()
-            s.log.close()
             kills += 1
-            s.start()
+            s.sigkill_restart()
 
         deadline = time.time() + 240
         while len(acked) < total and time.time() < deadline:
@@ -589,11 +592,7 @@ def test_fault_kill9_nothing_acknowledged_is_lost():
                     while pos < len(todo) and len(pending) < 64:
                         i = todo[pos]
                         pos += 1
-                        rid = alice.request(send={
-                            "client_message_id": mids[i], "to_user": bob.user_id,
-                            "copies": [{"device_id": bob.device_id,
-                                        "ciphertext": b"fault-%d" % i}]})
-                        pending[rid] = i
+                        pending[send_request(alice, bob, mids[i], b"fault-%d" % i)] = i
                     f = alice.frame(timeout=5)
                     if f["id"] in pending:
                         i = pending.pop(f["id"])

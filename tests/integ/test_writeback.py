@@ -10,7 +10,6 @@ acknowledged OK.
 """
 import os
 import random
-import signal
 import socket
 import sys
 import time
@@ -19,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pb  # noqa: E402
 import wsclient  # noqa: E402
 from harness import Server, run  # noqa: E402
-from test_stream import msgid, ok, rows, user  # noqa: E402
+from test_stream import msgid, ok, rows, send_request, user  # noqa: E402
 
 
 def metric(s, name):
@@ -146,11 +145,7 @@ def test_writeback_fault_kill9_recipient_online():
                     while pos < len(todo) and len(pending) < 32:
                         i = todo[pos]
                         pos += 1
-                        rid = alice.request(send={
-                            "client_message_id": mids[i], "to_user": bob.user_id,
-                            "copies": [{"device_id": bob.device_id,
-                                        "ciphertext": b"wb-%d" % i}]})
-                        pending[rid] = i
+                        pending[send_request(alice, bob, mids[i], b"wb-%d" % i)] = i
                     try:
                         f = bob.frame(timeout=0.05)
                     except socket.timeout:
@@ -171,10 +166,7 @@ def test_writeback_fault_kill9_recipient_online():
                             acked.add(i)
                     if thresholds and len(acked) >= thresholds[0]:
                         thresholds.pop(0)
-                        s.proc.send_signal(signal.SIGKILL)
-                        s.proc.wait()
-                        s.log.close()
-                        s.start()
+                        s.sigkill_restart()
                         break
             except (OSError, wsclient.ConnectionClosed, wsclient.HandshakeError):
                 time.sleep(0.05)

@@ -107,6 +107,7 @@ static void test_put_writes_under_the_given_id_and_remembers(void **state)
     struct store_envelope e;
     held_envelope(&p, held, 7, "late body", &e);
     assert_true(put_one(f->s, &e));
+    assert_false(put_one(f->s, &e)); /* written already (a retried batch): left as is */
     struct store_envelope *got = NULL;
     size_t n = 0;
     assert_int_equal(store_queue_fetch(f->s, p.b1, 0, 10, NOW, &got, &n), PARLEY_OK);
