@@ -43,7 +43,16 @@ struct writer {
     size_t n_bytes;
     size_t ack_ids; /* ids in the queued acks */
     bool stopping;
+    enum { W_BUSY, W_IDLE, W_GATHER } state; /* what the writer waits for (lock held) */
+    size_t last_sends;                       /* sends in the previous batch */
 };
+
+/* Whether the gather may end: a full batch of sends, or (acks alone) enough ids. */
+static bool gather_done(const struct writer *w)
+{
+    return w->stopping || w->sends.n >= WRITER_BATCH_MAX ||
+           (!w->sends.n && w->ack_ids >= WRITER_ACK_BATCH_IDS);
+}
 
 /* What one batch applies (writer thread). */
 struct batch {
@@ -385,7 +394,12 @@ enum parley_err writer_submit(struct writer *w, struct writer_job *j)
     w->n_bytes += j->bytes;
     if (j->kind == WJOB_ACK)
         w->ack_ids += j->n_ids;
-    pthread_cond_signal(&w->cv);
+    /* Wake the writer only when this job changes what it does: an idle writer starts a
+     * batch, a gathering one stops waiting once the batch is full. Waking it for every
+     * job while it gathers costs two context switches per message on a shared core. */
+    bool first_send = j->kind == WJOB_SEND && w->sends.n == 1; /* ends an acks-only wait */
+    if (w->state == W_IDLE || (w->state == W_GATHER && (gather_done(w) || first_send)))
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return PARLEY_OK;
 }
@@ -624,6 +638,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         uint64_t wake = 0;
+        w->state = W_IDLE;
         while (!w->sends.n && !w->acks.n && !w->stopping) {
             wake = next_wakeup(w, next_purge);
             if (wake && clock_mono_us() >= wake)
@@ -647,18 +662,24 @@ static void *writer_main(void *arg)
         /* Gather: wait up to commit_delay_us for more sends, unless the batch is full.
          * Acks alone (of stored envelopes: a drain) wait longer for company: deleting
          * thousands of rows in one transaction costs far less per row, and the drain
-         * they compete with for the CPU does not wait for them. */
-        uint64_t gather = w->sends.n ? cfg->commit_delay_us : WRITER_ACK_GATHER_US;
-        if (gather && !w->stopping && w->sends.n < WRITER_BATCH_MAX &&
-            (w->sends.n || w->ack_ids < WRITER_ACK_BATCH_IDS)) {
-            uint64_t until = clock_mono_us() + gather;
+         * they compete with for the CPU does not wait for them. A send arriving meanwhile
+         * shortens the wait back to commit_delay_us. */
+        uint64_t gather_from = clock_mono_us();
+        /* Sends wait only under concurrency (the previous batch had company): a lone
+         * sender, like a conversation's back and forth, is committed at once. */
+        uint64_t send_gather = w->last_sends > 1 ? cfg->commit_delay_us : 0;
+        w->state = W_GATHER;
+        while (!gather_done(w)) {
+            uint64_t until = gather_from + (w->sends.n ? send_gather : WRITER_ACK_GATHER_US);
+            if (clock_mono_us() >= until)
+                break;
             struct timespec ts = mono_deadline(until);
-            while (!w->stopping && w->sends.n < WRITER_BATCH_MAX &&
-                   (w->sends.n || w->ack_ids < WRITER_ACK_BATCH_IDS) && clock_mono_us() < until)
-                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
+        w->state = W_BUSY;
         struct batch b = {0};
         take_batch(w, &b, due);
+        w->last_sends = b.n_sends;
         size_t held_before = held_count(w->held);
         pthread_mutex_unlock(&w->mu);
         commit_batch(w, &b);
