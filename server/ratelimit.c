@@ -45,7 +45,7 @@ struct ratelimit {
     uint64_t window_us;   /* limit * T: the burst */
     uint32_t per_stripe;  /* entries per stripe */
     uint32_t nbuckets;    /* index slots per stripe */
-    unsigned char hkey[crypto_generichash_KEYBYTES];
+    unsigned char hkey[crypto_shorthash_siphashx24_KEYBYTES];
     bool disabled;
     struct stripe stripes[STRIPES];
 };
@@ -155,8 +155,8 @@ bool ratelimit_take_at(struct ratelimit *rl, const char *key, uint64_t now_us,
     if (!rl || rl->disabled)
         return true;
     uint8_t d[DIGEST_BYTES];
-    crypto_generichash(d, sizeof d, (const unsigned char *)(key ? key : ""), key ? strlen(key) : 0,
-                       rl->hkey, sizeof rl->hkey);
+    crypto_shorthash_siphashx24(d, (const unsigned char *)(key ? key : ""), key ? strlen(key) : 0,
+                                rl->hkey);
     uint64_t h;
     memcpy(&h, d, sizeof h);
     struct stripe *s = &rl->stripes[h % STRIPES];

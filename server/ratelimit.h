@@ -3,7 +3,7 @@
  *
  * Memory only, by design (POLICY P23: IP addresses are not stored at rest beyond
  * rate-limiting state in memory). Keys are not even kept in memory: each is replaced by
- * a keyed BLAKE2b digest (the key random per limiter), which also makes the hash table
+ * a keyed SipHash-128 digest (the key random per limiter), which also makes the hash table
  * immune to chosen-key flooding.
  *
  * A limiter allows `limit` events per `period_s` seconds per key, with bursts up to
