@@ -27,11 +27,11 @@
  * checkpoints the WAL with TRUNCATE, so deleted envelopes (acked or expired) leave the
  * -wal file too within one purge interval.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sqlite_int.h"
+#include "str.h"
 
 #define CHECKPOINT_WAIT_MS 200
 
@@ -313,7 +313,7 @@ static enum parley_err match_copies(struct sq_conn *c, struct store_queue_send *
             err = PARLEY_ERR_NOMEM;
             goto out;
         }
-        snprintf(e->device_id, sizeof e->device_id, "%s", dev);
+        str_copy(e->device_id, sizeof e->device_id, dev);
         sqlite3_stmt *st = NULL;
         bool row = false;
         err = stmt(c, ST_Q_DEVICE_USER, &st);
@@ -547,10 +547,10 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
 
     memset(&e, 0, sizeof e);
     e.kind = STORE_ENV_MESSAGE;
-    snprintf(e.sender_user, sizeof e.sender_user, "%s", snd->sender_user);
-    snprintf(e.sender_device, sizeof e.sender_device, "%s", snd->sender_device);
+    str_copy(e.sender_user, sizeof e.sender_user, snd->sender_user);
+    str_copy(e.sender_device, sizeof e.sender_device, snd->sender_device);
     memcpy(e.client_msg_id, snd->client_msg_id, STORE_MSGID_BYTES);
-    snprintf(e.group_id, sizeof e.group_id, "%s", snd->group_id ? snd->group_id : "");
+    str_copy(e.group_id, sizeof e.group_id, snd->group_id ? snd->group_id : "");
     e.created_at_ms = snd->created_at_ms;
     e.expires_at = snd->expires_at;
     for (size_t i = 0; i < snd->n_copies; i++) {

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
+
 void store_id_new(char out[STORE_ID_LEN + 1])
 {
     unsigned char raw[STORE_ID_LEN / 2];
@@ -21,17 +23,7 @@ void store_id_new(char out[STORE_ID_LEN + 1])
 
 bool store_id_valid(const char *s)
 {
-    if (!s)
-        return false;
-    size_t i = 0;
-    for (; s[i]; i++) {
-        if (i >= STORE_ID_LEN)
-            return false;
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return i == STORE_ID_LEN;
+    return str_is_hex_id(s, STORE_ID_LEN);
 }
 
 void store_close(struct store *s)

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "seal.h"
+#include "str.h"
 #include "stream_int.h"
 #include "writer.h"
 
@@ -187,9 +188,9 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
     j->created_ms = clock_now_ms();
     memcpy(j->msgid, s->client_message_id.data, sizeof j->msgid);
     if (s->target_case == PARLEY__STREAM__SEND__TARGET_TO_USER)
-        snprintf(j->to_user, sizeof j->to_user, "%s", s->to_user);
+        str_copy(j->to_user, sizeof j->to_user, s->to_user);
     else
-        snprintf(j->group_id, sizeof j->group_id, "%s", s->group_id);
+        str_copy(j->group_id, sizeof j->group_id, s->group_id);
     j->copies = calloc(s->n_copies, sizeof *j->copies);
     if (!j->copies)
         goto oom;
@@ -198,7 +199,7 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
     for (size_t i = 0; i < s->n_copies; i++) {
         const Parley__Stream__DeviceCiphertext *dc = s->copies[i];
         struct writer_copy *wc = &j->copies[i];
-        snprintf(wc->device_id, sizeof wc->device_id, "%s", dc->device_id);
+        str_copy(wc->device_id, sizeof wc->device_id, dc->device_id);
         wc->ct_len = dc->ciphertext.len;
         wc->ct = malloc(wc->ct_len ? wc->ct_len : 1);
         if (!wc->ct)
@@ -462,7 +463,7 @@ static void connect_done(struct http_request *req, void *arg)
     memcpy(c->user_id, j->user_id, sizeof c->user_id);
     memcpy(c->device_id, j->device_id, sizeof c->device_id);
     memcpy(c->token_hash, j->token_hash, sizeof c->token_hash);
-    snprintf(c->username, sizeof c->username, "%s", j->user.username);
+    str_copy(c->username, sizeof c->username, j->user.username);
     struct ws_conn *ws = NULL;
     if (http_upgrade_websocket(req, &ws_cbs, c, &ws) != PARLEY_OK) {
         free(c);
