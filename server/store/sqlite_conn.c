@@ -252,6 +252,11 @@ int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
     return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 }
 
+int sq_bind_text_ref(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
 int sq_bind_text2(sqlite3_stmt *st, const char *a, const char *b)
 {
     int rc = sq_bind_text(st, 1, a);

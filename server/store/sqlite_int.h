@@ -229,6 +229,10 @@ enum parley_err sq_set_synchronous(struct sq_conn *c, bool full);
 /* ---- binding and reading ---- */
 
 int sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Binds s without copying it (SQLITE_STATIC): only where the statement runs and is
+ * finished (sq_stmt_done clears the binding) before s can change, as on the queue's
+ * per-message path, where a copy cost SQLite a malloc and a free per bind. */
+int sq_bind_text_ref(sqlite3_stmt *st, int i, const char *s);
 /* Bind ?1 = a and, when b is not NULL, ?2 = b (both text). */
 int sq_bind_text2(sqlite3_stmt *st, const char *a, const char *b);
 /* NULL when s is NULL or empty: optional fields are NULL in the database, "" in C. */

@@ -363,15 +363,15 @@ static enum parley_err env_insert(struct sq_conn *c, enum sq_stmt_id sid,
         return err;
     int rc = id ? sqlite3_bind_int64(st, 13, (int64_t)id) : sqlite3_bind_null(st, 13);
     if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 1, e->device_id);
+        rc = sq_bind_text_ref(st, 1, e->device_id);
     if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 2, e->user_id);
+        rc = sq_bind_text_ref(st, 2, e->user_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 3, (int)e->kind);
     if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 4, e->sender_user);
+        rc = sq_bind_text_ref(st, 4, e->sender_user);
     if (rc == SQLITE_OK)
-        rc = sq_bind_text(st, 5, e->sender_device);
+        rc = sq_bind_text_ref(st, 5, e->sender_device);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 6, e->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -454,7 +454,7 @@ static enum parley_err remember_id(struct sq_conn *c, const char *sender_device,
     enum parley_err err = stmt(c, ST_Q_SEEN_PUT, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, sender_device);
+    int rc = sq_bind_text_ref(st, 1, sender_device);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 2, msgid, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -489,7 +489,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
     err = stmt(c, ST_Q_SEEN_GET, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, snd->sender_device);
+    int rc = sq_bind_text_ref(st, 1, snd->sender_device);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -524,7 +524,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         if (err)
             goto out;
         int64_t depth = 0;
-        err = sq_query_int(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found, &depth,
+        err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found, &depth,
                            "queue_send");
         if (err)
             goto out;
@@ -534,7 +534,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
             err = stmt(c, ST_Q_DEPTH_RECOUNT, &st);
             if (err)
                 goto out;
-            err = sq_query_int(c, st, sq_bind_text(st, 1, snd->copies[i].device_id), &found,
+            err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found,
                                &depth, "queue_send");
             if (err)
                 goto out;
@@ -606,7 +606,7 @@ static enum parley_err depth_sub(struct sq_conn *c, const char *device, size_t n
     enum parley_err err = stmt(c, ST_Q_DEPTH_SUB, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, device);
+    int rc = sq_bind_text_ref(st, 1, device);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (int64_t)n);
     return sq_exec(c, st, rc, "queue_depth");
@@ -619,7 +619,7 @@ static enum parley_err ack_delete(struct sq_conn *c, enum sq_stmt_id id, const c
     enum parley_err err = stmt(c, id, &st);
     if (err)
         return err;
-    int rc = sq_bind_text(st, 1, device);
+    int rc = sq_bind_text_ref(st, 1, device);
     for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = sqlite3_bind_int64(st, (int)i + 2, (int64_t)v[i]);
     err = sq_exec(c, st, rc, "queue_ack");
