@@ -908,9 +908,12 @@ static struct pdevice *make_users(const char *prefix, unsigned n, unsigned devic
 
     if (!d)
         return NULL;
+    /* The process id in the name: several runs against one server (make bench's
+     * interleaved rounds) each register their own users. */
+    unsigned tag = (unsigned)getpid() % 100000u;
     for (unsigned i = 0; i < n; i++) {
         char name[33];
-        snprintf(name, sizeof name, "%s%u", prefix, i);
+        snprintf(name, sizeof name, "%s%u_%u", prefix, tag, i);
         if (setup_user(G.hc, name, devices, keys, &d[(size_t)i * devices]) != 0) {
             free(d);
             return NULL;
