@@ -178,11 +178,12 @@ start_parleyd parley-tls "$p" tls
 run_gen parley-tls "$p" --target parley --only idle --tls
 stop_server
 
-# Relay P=100 again, in interleaved rounds. This machine's speed drifts by up to ±25 %
-# over minutes (a shared VM), and the runs above measure each target minutes apart, so a
-# single ratio can be off by a third. Each round runs the three targets back to back on
-# servers started together; the P=100 figures reported are medians over the rounds and
-# the run above, and each ratio the median of the rounds' ratios (RESULTS.md, "Method").
+# Relay P=100 and the drains again, in interleaved rounds. This machine's speed drifts
+# by up to ±25 % over minutes (a shared VM), and the runs above measure each target
+# minutes apart, so a single ratio can be off by a third. Each round runs the targets
+# back to back on servers started together; the P=100 and drain figures reported are
+# medians over the rounds and the run above, and each ratio the median of the rounds'
+# own ratios.
 rounds=4
 [ "$mode" = quick ] && rounds=1
 pb=$(free_port); start_server round-bare "$pb" "$B/bench/bench_relay" --port "$pb"; pid_b=$spid
@@ -195,8 +196,9 @@ for r in $(seq 1 "$rounds"); do
       mosquitto) port=$pm spid=$pid_m ;;
       parley) port=$pp spid=$pid_p ;;
     esac
-    GEN_OUT="$work/round.txt" run_gen "round$r-$t" "$port" --target "$t" --only relay --pairs 100
-    sed -n "s/^relay\.p100\./round.$r.relay.p100./p" "$work/round.txt" >>"$raw"
+    GEN_OUT="$work/round.txt" run_gen "round$r-$t" "$port" --target "$t" --only relay,drain \
+      --pairs 100
+    sed -n -E "s/^(relay\.p100|drain)\./round.$r.\1./p" "$work/round.txt" >>"$raw"
     : >"$work/round.txt"
   done
 done
@@ -228,12 +230,8 @@ for line in open(os.environ["RAW"]):
     except ValueError:
         vals[k] = v
 
-def ratio(name, num, den):
-    if num in vals and den in vals and vals[den]:
-        vals[name] = round(vals[num] / vals[den], 3)
-
-# Relay P=100: the first run (round 0) and the interleaved rounds. Each figure is the
-# median over the rounds, each ratio the median of the rounds' own ratios.
+# Relay P=100 and drain: the first run (round 0) and the interleaved rounds. Each figure
+# is the median over the rounds, each ratio the median of the rounds' own ratios.
 import statistics
 def samples(key):
     out = [vals[key]] if key in vals else []
@@ -250,6 +248,8 @@ relay_ratios = {
                                  "relay.p100.mosquitto_qos1_msgs_per_s"),
     "ratio.relay_vs_bare": ("relay.p100.parley_msgs_per_s", "relay.p100.bare_msgs_per_s"),
     "ratio.p99_vs_mosquitto": ("relay.p100.parley_p99_us", "relay.p100.mosquitto_p99_us"),
+    # Drain is a time: how many times faster parleyd empties the backlog than Mosquitto.
+    "ratio.drain_vs_mosquitto": ("drain.single.mosquitto_s", "drain.single.parley_s"),
 }
 per_round = {}
 for name, (num, den) in relay_ratios.items():
@@ -257,14 +257,13 @@ for name, (num, den) in relay_ratios.items():
     if rs:
         per_round[name] = rs
         vals[name] = round(statistics.median(rs), 3)
-for key in [k for k in list(vals) if k.startswith("relay.p100.")]:
+for key in [k for k in list(vals) if k.startswith(("relay.p100.", "drain."))]:
     s = samples(key)
     if len(s) > 1 and all(isinstance(x, (int, float)) for x in s):
-        vals[key] = round(statistics.median(s), 1) if isinstance(s[0], float) else int(statistics.median(s))
+        m = statistics.median(s)
+        vals[key] = round(m, 3) if isinstance(s[0], float) else int(m)
 if per_round:
     vals["relay.p100.rounds"] = len(next(iter(per_round.values())))
-# Drain is a time: how many times faster parleyd empties the backlog than Mosquitto.
-ratio("ratio.drain_vs_mosquitto", "drain.single.mosquitto_s", "drain.single.parley_s")
 
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 try:
