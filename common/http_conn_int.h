@@ -66,16 +66,7 @@ struct http_server {
     atomic_uint_fast64_t protocol_errors;
 };
 
-struct ws_rx; /* ws_server.c: a WebSocket's partial-frame receive state */
-
-/* wslay callbacks get this (one per loop): the chunk being fed and the connection whose
- * output receives frames being sent. */
-struct ws_io {
-    const uint8_t *in;
-    size_t in_len;
-    uint64_t fed; /* bytes handed to wslay in this feed */
-    struct http_conn *out_conn;
-};
+struct ws_rx; /* ws_server.c: a WebSocket's partial frame/message receive state */
 
 struct http_loop {
     struct http_server *srv;
@@ -109,9 +100,15 @@ struct http_loop {
     uint32_t sweep_ms;
     uint8_t *rbuf;                /* HTTP_READ_BUF_SIZE */
     uint8_t *tbuf;                /* HTTP_TLS_BUF_SIZE */
-    struct ws_io ws_io;
-    wslay_frame_context_ptr ws_tx;             /* shared sender (frames go out whole) */
-    struct ws_rx *ws_rx_pool[WS_RX_POOL_MAX];   /* ws_server.c */
+    /* WebSocket (ws_server.c). Frames are sent through one wslay context (they go out
+     * whole, so it is idle between calls; its callback appends to ws_tx_conn's output)
+     * and read by ws_frame.c: receive states (struct ws_rx, about 200 B) are pooled here
+     * while no connection has a partial frame or message, and whole frames are unmasked
+     * into ws_scratch (allocated on first use) and delivered from there. */
+    wslay_frame_context_ptr ws_tx;
+    struct http_conn *ws_tx_conn;               /* only during a wslay_frame_send */
+    uint8_t *ws_scratch;
+    struct ws_rx *ws_rx_pool[WS_RX_POOL_MAX];
     size_t ws_rx_pool_n;
     struct buf *capture;          /* socketless mode (fuzz/tests): output goes here */
 };
@@ -125,8 +122,8 @@ enum deadline_kind {
 _Static_assert(DL_HARD < 4, "http_conn.deadline_kind is a 2-bit field");
 
 /* The WebSocket state of an upgraded connection, embedded in its http_conn (the handle
- * applications get is &conn->ws). Partial-frame receive state lives in a per-loop pool
- * (struct ws_rx, ws_server.c) and is attached only while a frame is partly received. */
+ * applications get is &conn->ws). Receive state lives in a per-loop pool (struct ws_rx,
+ * ws_server.c) and is attached only while a frame or fragmented message is partly in. */
 struct ws_conn {
     const struct ws_callbacks *cb; /* borrowed: the caller's (static) table */
     void *user;
@@ -235,7 +232,9 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len);
 void ws_finish(struct ws_conn *ws);
 /* Periodic: send pings, close dead peers. */
 void ws_tick(struct ws_conn *ws, uint64_t now_ms);
-/* Per-loop wslay state. */
+/* Per-loop WebSocket state: the wslay send context (allocated here), the receive-state
+ * pool and the unmask scratch buffer (both filled on demand); ws_loop_cleanup frees
+ * them all and may be called twice. */
 PARLEY_WUR enum parley_err ws_loop_init(struct http_loop *l);
 void ws_loop_cleanup(struct http_loop *l);
 

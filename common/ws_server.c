@@ -1,23 +1,28 @@
 /*
  * ws_server.c — WebSocket on an upgraded server connection: the RFC 6455 handshake,
- * frames through wslay's frame-level API, messages, ping/pong, close.
+ * frames read by ws_frame.c and written through wslay's frame-level API, messages,
+ * ping/pong, close.
  *
  * Memory: an idle WebSocket is its http_conn and nothing else: struct ws_conn (48
  * bytes) is embedded in the connection, in the memory its HTTP parser and request
- * pointers used before the upgrade (http_conn_int.h). All receive state (struct ws_rx:
- * wslay's frame context, ~4.2 KB mostly its input buffer, the frame/message progress
- * and the assembly buffers) is taken from a per-loop pool when bytes arrive and given
- * back as soon as the input ends on a frame boundary outside a fragmented message
- * (every byte fed to wslay belongs to a complete frame); only a connection with a
- * partial frame or message keeps one. Sending uses one per-loop context: frames are
- * always emitted whole into the connection's output buffer, so that context is back in
- * its initial state after every call. A message buffer exists only while a message
- * spans several chunks/frames.
+ * pointers used before the upgrade (http_conn_int.h). Receive state (struct ws_rx:
+ * a split header, the frame/message progress, a split control payload and the message
+ * buffer) is taken from a per-loop pool only when input ends inside a frame or a
+ * fragmented message, and given back as soon as the input ends on a frame boundary
+ * outside a fragmented message; only a connection with a partial frame or message
+ * keeps one. A frame that is whole in the input and not part of a fragmented message
+ * needs no state at all: it is unmasked from the input into the loop's scratch buffer
+ * and delivered from there (one pass over the payload). A message buffer exists only
+ * while a message spans several reads or frames; it receives the payload unmasked as
+ * it arrives. Sending uses one per-loop wslay context: frames are always emitted whole
+ * into the connection's output buffer, so that context is back in its initial state
+ * after every call.
  *
  * Limits: a frame longer than ws_max_frame or a message longer than ws_max_message
  * closes with 1009 as soon as its header arrives; unmasked client frames, reserved bits,
- * unknown opcodes, bad continuation, bad close payloads close with 1002; invalid UTF-8
- * in a text message or close reason closes with 1007.
+ * unknown opcodes, bad continuation, bad lengths, bad control frames (fragmented or
+ * over 125 bytes) and bad close payloads close with 1002; invalid UTF-8 in a text
+ * message or close reason closes with 1007.
  */
 #include "http_conn_int.h"
 
@@ -26,46 +31,48 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ws_frame.h"
 #include "ws_handshake.h"
+
+/* Whole unfragmented frames up to this size are unmasked into the loop's scratch buffer
+ * (one socket read is at most HTTP_READ_BUF_SIZE); larger ones go through a message
+ * buffer like a partial frame. */
+#define WS_SCRATCH_SIZE HTTP_READ_BUF_SIZE
 
 /* Receive progress: exists only while a frame or a fragmented message is partly in. */
 struct ws_rx {
-    wslay_frame_context_ptr ctx;
-    uint64_t fed, consumed;     /* bytes given to ctx / bytes of complete frames */
-    uint64_t frame_len, frame_got;
-    struct buf msg;             /* a message being assembled */
-    struct buf ctrl;            /* a control frame split across reads */
+    struct buf msg;                     /* the message so far, unmasked */
+    uint64_t frame_len, frame_got;      /* current frame's payload: size, received */
+    uint8_t mask[4];                    /* current frame's key */
+    uint8_t hdr[WS_FRAME_MAX_HEADER];   /* a header split across reads */
+    uint8_t hdr_len;
     uint8_t frame_op, msg_op;
     bool frame_fin, in_frame, in_msg;
+    uint8_t ctrl[125];                  /* a control frame's payload split across reads */
 };
 
-/* ------------------------------------------------------------ wslay glue */
-
-static ssize_t rx_recv(uint8_t *out, size_t len, int flags, void *user)
-{
-    (void)flags;
-    struct ws_io *io = user;
-    size_t n = io->in_len < len ? io->in_len : len;
-    if (n == 0)
-        return 0; /* wslay maps this to WANT_READ */
-    memcpy(out, io->in, n);
-    io->in += n;
-    io->in_len -= n;
-    io->fed += n;
-    return (ssize_t)n;
-}
+/* ---------------------------------------------------------- wslay (send) */
 
 static ssize_t tx_send(const uint8_t *data, size_t len, int flags, void *user)
 {
     (void)flags;
-    struct ws_io *io = user;
-    struct http_conn *c = io->out_conn;
+    struct http_loop *l = user;
+    struct http_conn *c = l->ws_tx_conn;
     if (!c)
         return -1;
     struct buf *b = c->tls ? &c->pout : &c->out;
     if (buf_append(b, data, len))
         return -1;
     return (ssize_t)len;
+}
+
+static ssize_t tx_recv(uint8_t *out, size_t len, int flags, void *user)
+{
+    (void)out;
+    (void)len;
+    (void)flags;
+    (void)user;
+    return 0; /* the send context never receives */
 }
 
 static int tx_genmask(uint8_t *buf, size_t len, void *user)
@@ -75,26 +82,30 @@ static int tx_genmask(uint8_t *buf, size_t len, void *user)
     return 0;
 }
 
-static const struct wslay_frame_callbacks frame_cbs = {tx_send, rx_recv, tx_genmask};
+static const struct wslay_frame_callbacks frame_cbs = {tx_send, tx_recv, tx_genmask};
 
-enum parley_err ws_loop_init(struct http_loop *l)
+static enum parley_err tx_init(struct http_loop *l)
 {
-    l->ws_rx_pool_n = 0;
-    memset(&l->ws_io, 0, sizeof l->ws_io);
-    if (wslay_frame_context_init(&l->ws_tx, &frame_cbs, &l->ws_io) != 0) {
+    l->ws_tx_conn = NULL;
+    if (wslay_frame_context_init(&l->ws_tx, &frame_cbs, l) != 0) {
         l->ws_tx = NULL;
         return PARLEY_ERR_NOMEM;
     }
     return PARLEY_OK;
 }
 
+enum parley_err ws_loop_init(struct http_loop *l)
+{
+    l->ws_rx_pool_n = 0;
+    l->ws_scratch = NULL;
+    return tx_init(l);
+}
+
 static void rx_free(struct ws_rx *rx)
 {
     if (!rx)
         return;
-    wslay_frame_context_free(rx->ctx);
     buf_cleanup(&rx->msg);
-    buf_cleanup(&rx->ctrl);
     free(rx);
 }
 
@@ -103,6 +114,8 @@ void ws_loop_cleanup(struct http_loop *l)
     if (l->ws_tx)
         wslay_frame_context_free(l->ws_tx);
     l->ws_tx = NULL;
+    free(l->ws_scratch);
+    l->ws_scratch = NULL;
     while (l->ws_rx_pool_n)
         rx_free(l->ws_rx_pool[--l->ws_rx_pool_n]);
 }
@@ -113,27 +126,20 @@ static struct ws_rx *rx_get(struct http_loop *l)
     struct ws_rx *rx;
     if (l->ws_rx_pool_n) {
         rx = l->ws_rx_pool[--l->ws_rx_pool_n];
+        memset(rx, 0, sizeof *rx);
     } else {
         rx = calloc(1, sizeof *rx);
         if (!rx)
             return NULL;
-        if (wslay_frame_context_init(&rx->ctx, &frame_cbs, &l->ws_io) != 0) {
-            free(rx);
-            return NULL;
-        }
     }
-    wslay_frame_context_ptr ctx = rx->ctx;
-    memset(rx, 0, sizeof *rx);
-    rx->ctx = ctx;
     buf_init(&rx->msg, l->srv->cfg.limits.ws_max_message);
-    buf_init(&rx->ctrl, 125);
     return rx;
 }
 
-/* Only for states at a frame boundary outside a message (wslay context in its initial
- * state with an empty input buffer; msg and ctrl released). */
+/* Give rx back, whatever its progress (its message buffer is released). */
 static void rx_put(struct http_loop *l, struct ws_rx *rx)
 {
+    buf_cleanup(&rx->msg);
     if (l->ws_rx_pool_n < WS_RX_POOL_MAX)
         l->ws_rx_pool[l->ws_rx_pool_n++] = rx;
     else
@@ -161,7 +167,7 @@ static enum parley_err send_frame(struct ws_conn *ws, uint8_t opcode, const void
         http_conn_close(c);
         return PARLEY_ERR_LIMIT;
     }
-    if (!l->ws_tx && ws_loop_init(l) != PARLEY_OK) {
+    if (!l->ws_tx && tx_init(l) != PARLEY_OK) {
         http_conn_close(c);
         return PARLEY_ERR_NOMEM;
     }
@@ -172,14 +178,14 @@ static enum parley_err send_frame(struct ws_conn *ws, uint8_t opcode, const void
     iocb.payload_length = len;
     iocb.data = data;
     iocb.data_length = len;
-    l->ws_io.out_conn = c;
+    l->ws_tx_conn = c;
     ssize_t r = wslay_frame_send(l->ws_tx, &iocb);
-    l->ws_io.out_conn = NULL;
+    l->ws_tx_conn = NULL;
     if (r < 0 || (size_t)r != len) {
         /* The shared context may be mid-frame now: replace it. */
         wslay_frame_context_free(l->ws_tx);
         l->ws_tx = NULL;
-        if (ws_loop_init(l) != PARLEY_OK) {
+        if (tx_init(l) != PARLEY_OK) {
             /* retried on the next send */
         }
         http_conn_close(c);
@@ -196,7 +202,7 @@ enum parley_err ws_send(struct ws_conn *ws, bool binary, const void *data, size_
     const struct http_conn *c = ws_conn_of(ws);
     if (c->closing || c->close_after_flush || ws->close_sent)
         return PARLEY_ERR_CLOSED;
-    return send_frame(ws, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data ? data : "",
+    return send_frame(ws, binary ? WS_OP_BINARY : WS_OP_TEXT, data ? data : "",
                       data ? len : 0);
 }
 
@@ -218,7 +224,7 @@ static void send_close(struct ws_conn *ws, uint16_t code, const char *reason)
             memcpy(payload + 2, reason, rl);
         n += rl;
     }
-    (void)send_frame(ws, WSLAY_CONNECTION_CLOSE, payload, n);
+    (void)send_frame(ws, WS_OP_CLOSE, payload, n);
 }
 
 void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
@@ -305,25 +311,25 @@ static void deliver(struct ws_conn *ws, uint8_t op, const uint8_t *data, size_t 
 {
     if (ws->close_sent)
         return;
-    if (op == WSLAY_TEXT_FRAME && !utf8_valid(data, len)) {
+    if (op == WS_OP_TEXT && !utf8_valid(data, len)) {
         ws_fail(ws, 1007, "invalid utf-8");
         return;
     }
     if (ws->cb->on_message)
-        ws->cb->on_message(ws, op == WSLAY_BINARY_FRAME, len ? data : (const uint8_t *)"", len,
+        ws->cb->on_message(ws, op == WS_OP_BINARY, len ? data : (const uint8_t *)"", len,
                           ws->user);
 }
 
 static void on_control(struct ws_conn *ws, uint8_t op, const uint8_t *p, size_t n)
 {
     switch (op) {
-    case WSLAY_PING:
+    case WS_OP_PING:
         if (!ws->close_sent)
-            (void)send_frame(ws, WSLAY_PONG, p, n);
+            (void)send_frame(ws, WS_OP_PONG, p, n);
         break;
-    case WSLAY_PONG:
+    case WS_OP_PONG:
         break;
-    case WSLAY_CONNECTION_CLOSE: {
+    case WS_OP_CLOSE: {
         ws->close_rcvd = true;
         uint16_t code = 1005;
         if (n == 1) {
@@ -352,143 +358,202 @@ static void on_control(struct ws_conn *ws, uint8_t op, const uint8_t *p, size_t 
     }
 }
 
-static size_t header_len(uint64_t payload_len)
+/* No input is read once the connection fails, closes or has the peer's close frame. */
+static bool rx_stopped(const struct ws_conn *ws)
 {
-    return 2 + (payload_len < 126 ? 0 : payload_len < 65536 ? 2 : 8) + 4 /* mask key */;
+    const struct http_conn *c = ws_conn_of(ws);
+    return ws->failed || ws->close_rcvd || c->closing || c->close_after_flush;
 }
 
-static void on_chunk(struct ws_conn *ws, const struct wslay_frame_iocb *f)
+/* ws's receive state, taken from the pool when it has none. NULL when out of memory:
+ * the connection is then closed. */
+static struct ws_rx *rx_attach(struct ws_conn *ws)
+{
+    if (!ws->rx) {
+        ws->rx = rx_get(ws_conn_of(ws)->loop);
+        if (!ws->rx)
+            http_conn_close(ws_conn_of(ws));
+    }
+    return ws->rx;
+}
+
+/* The loop's unmask buffer (WS_SCRATCH_SIZE), allocated on first use; NULL when out of
+ * memory. Its contents are only valid until the frame in it has been delivered. */
+static uint8_t *scratch_of(struct http_loop *l)
+{
+    if (!l->ws_scratch)
+        l->ws_scratch = malloc(WS_SCRATCH_SIZE);
+    return l->ws_scratch;
+}
+
+/* Check a parsed header against the connection's state and limits, in the order the
+ * close codes have always been chosen in. false: ws has failed. */
+static bool frame_ok(struct ws_conn *ws, const struct ws_frame_hdr *h)
 {
     const struct http_limits *lim = limits_of(ws);
-    struct ws_rx *rx = ws->rx;
-    if (!rx->in_frame) {
-        rx->in_frame = true;
-        rx->frame_op = f->opcode;
-        rx->frame_fin = f->fin != 0;
-        rx->frame_len = f->payload_length;
-        rx->frame_got = 0;
-        if (!f->mask) {
-            ws_fail(ws, 1002, "client frames must be masked");
-            return;
-        }
-        if (f->rsv) {
-            ws_fail(ws, 1002, "reserved bits set");
-            return;
-        }
-        switch (f->opcode) {
-        case WSLAY_CONTINUATION_FRAME:
-            if (!rx->in_msg) {
-                ws_fail(ws, 1002, "unexpected continuation");
-                return;
-            }
-            break;
-        case WSLAY_TEXT_FRAME:
-        case WSLAY_BINARY_FRAME:
-            if (rx->in_msg) {
-                ws_fail(ws, 1002, "expected continuation");
-                return;
-            }
-            break;
-        case WSLAY_CONNECTION_CLOSE:
-        case WSLAY_PING:
-        case WSLAY_PONG:
-            break;
-        default:
-            ws_fail(ws, 1002, "unknown opcode");
-            return;
-        }
-        if (rx->frame_len > lim->ws_max_frame) {
-            ws_fail(ws, 1009, "frame too big");
-            return;
-        }
-        if (!(f->opcode & 8)) {
-            size_t so_far = rx->in_msg ? rx->msg.len : 0;
-            if (rx->frame_len > lim->ws_max_message - so_far) {
-                ws_fail(ws, 1009, "message too big");
-                return;
-            }
-            if (f->opcode != WSLAY_CONTINUATION_FRAME) {
-                rx->in_msg = true;
-                rx->msg_op = f->opcode;
-            }
-        }
+    const struct ws_rx *rx = ws->rx;
+    bool in_msg = rx && rx->in_msg;
+    const char *err = NULL;
+    if (!h->masked)
+        err = "client frames must be masked";
+    else if (h->rsv)
+        err = "reserved bits set";
+    else if (h->opcode == WS_OP_CONT && !in_msg)
+        err = "unexpected continuation";
+    else if ((h->opcode == WS_OP_TEXT || h->opcode == WS_OP_BINARY) && in_msg)
+        err = "expected continuation";
+    else if (h->opcode > WS_OP_BINARY && h->opcode != WS_OP_CLOSE && h->opcode != WS_OP_PING &&
+             h->opcode != WS_OP_PONG)
+        err = "unknown opcode";
+    if (err) {
+        ws_fail(ws, 1002, err);
+        return false;
     }
-    rx->frame_got += f->data_length;
-    bool done = rx->frame_got >= rx->frame_len;
+    if (h->payload_len > lim->ws_max_frame) {
+        ws_fail(ws, 1009, "frame too big");
+        return false;
+    }
+    size_t so_far = in_msg ? rx->msg.len : 0;
+    if (!(h->opcode & 8) && h->payload_len > lim->ws_max_message - so_far) {
+        ws_fail(ws, 1009, "message too big");
+        return false;
+    }
+    return true;
+}
+
+/* The current frame's payload is complete: act on it. */
+static void frame_end(struct ws_conn *ws, struct ws_rx *rx)
+{
+    rx->in_frame = false;
     if (rx->frame_op & 8) {
-        if (done && rx->ctrl.len == 0) {
-            on_control(ws, rx->frame_op, f->data, f->data_length);
-        } else {
-            if (buf_append(&rx->ctrl, f->data, f->data_length)) {
-                ws_fail(ws, 1002, "bad control frame");
-                return;
-            }
-            if (done) {
-                on_control(ws, rx->frame_op, rx->ctrl.data, rx->ctrl.len);
-                buf_cleanup(&rx->ctrl);
-            }
+        on_control(ws, rx->frame_op, rx->ctrl, (size_t)rx->frame_len);
+    } else if (rx->frame_fin) {
+        rx->in_msg = false;
+        deliver(ws, rx->msg_op, rx->msg.data, rx->msg.len);
+        buf_cleanup(&rx->msg);
+    }
+}
+
+/* Payload bytes of the frame in ws->rx: unmasked at their offset into the control or
+ * message buffer. Returns the bytes of data consumed. */
+static size_t frame_payload(struct ws_conn *ws, const uint8_t *data, size_t len)
+{
+    struct ws_rx *rx = ws->rx;
+    uint64_t left = rx->frame_len - rx->frame_got;
+    size_t n = left < len ? (size_t)left : len;
+    if (rx->frame_op & 8) {
+        ws_unmask(rx->ctrl + rx->frame_got, data, n, rx->mask, rx->frame_got);
+    } else if (n) {
+        if (buf_append(&rx->msg, data, n)) {
+            ws_fail(ws, 1011, "out of memory");
+            return len;
         }
+        uint8_t *p = rx->msg.data + rx->msg.len - n;
+        ws_unmask(p, p, n, rx->mask, rx->frame_got);
+    }
+    rx->frame_got += n;
+    if (rx->frame_got == rx->frame_len)
+        frame_end(ws, rx);
+    return n;
+}
+
+/* An accepted header; body[0..len) is the input after it. A frame that is whole in the
+ * input and needs no assembly is unmasked once and handled on the spot; any other
+ * starts a frame in ws->rx. Returns the bytes of body consumed. */
+static size_t frame_begin(struct ws_conn *ws, const struct ws_frame_hdr *h,
+                          const uint8_t *body, size_t len)
+{
+    bool whole = h->payload_len <= len;
+    size_t n = whole ? (size_t)h->payload_len : 0;
+    if (whole && (h->opcode & 8)) {
+        uint8_t p[125]; /* ws_frame_header: control payloads are at most 125 bytes */
+        ws_unmask(p, body, n, h->mask, 0);
+        on_control(ws, h->opcode, p, n);
+        return n;
+    }
+    /* FIN on a text/binary frame (frame_ok: not inside a message): a whole message. */
+    if (whole && h->fin && h->opcode != WS_OP_CONT && n <= WS_SCRATCH_SIZE) {
+        uint8_t *s = scratch_of(ws_conn_of(ws)->loop);
+        if (s) {
+            ws_unmask(s, body, n, h->mask, 0);
+            deliver(ws, h->opcode, s, n);
+            return n;
+        }
+    }
+    struct ws_rx *rx = rx_attach(ws);
+    if (!rx)
+        return len;
+    rx->in_frame = true;
+    rx->frame_op = h->opcode;
+    rx->frame_fin = h->fin;
+    rx->frame_len = h->payload_len;
+    rx->frame_got = 0;
+    memcpy(rx->mask, h->mask, 4);
+    if (h->opcode == WS_OP_TEXT || h->opcode == WS_OP_BINARY) {
+        rx->in_msg = true;
+        rx->msg_op = h->opcode;
+    }
+    return frame_payload(ws, body, len);
+}
+
+/* Input at a frame boundary: the next header (completing one split across reads) and
+ * as much of its frame as is there. Returns the bytes of data consumed. */
+static size_t frame_next(struct ws_conn *ws, const uint8_t *data, size_t len)
+{
+    struct ws_rx *rx = ws->rx;
+    struct ws_frame_hdr h;
+    enum ws_frame_status st;
+    size_t used; /* bytes of data that belong to the header */
+    if (rx && rx->hdr_len) {
+        size_t add = WS_FRAME_MAX_HEADER - rx->hdr_len;
+        if (add > len)
+            add = len;
+        memcpy(rx->hdr + rx->hdr_len, data, add);
+        st = ws_frame_header(rx->hdr, rx->hdr_len + add, &h);
+        if (st == WS_FRAME_NEED_MORE) { /* so add == len: a full header has <= 14 bytes */
+            rx->hdr_len = (uint8_t)(rx->hdr_len + add);
+            return add;
+        }
+        used = st == WS_FRAME_OK ? (size_t)(h.header_len - rx->hdr_len) : len;
+        rx->hdr_len = 0;
     } else {
-        bool last = done && rx->frame_fin;
-        if (last && rx->msg.len == 0 && f->data_length == rx->frame_len) {
-            rx->in_msg = false;
-            deliver(ws, rx->msg_op, f->data, f->data_length); /* no copy */
-        } else {
-            if (f->data_length && buf_append(&rx->msg, f->data, f->data_length)) {
-                ws_fail(ws, 1011, "out of memory");
-                return;
-            }
-            if (last) {
-                rx->in_msg = false;
-                deliver(ws, rx->msg_op, rx->msg.data, rx->msg.len);
-                buf_cleanup(&rx->msg);
-            }
+        st = ws_frame_header(data, len, &h);
+        if (st == WS_FRAME_NEED_MORE) { /* len < h.header_len <= WS_FRAME_MAX_HEADER */
+            if (!(rx = rx_attach(ws)))
+                return len;
+            memcpy(rx->hdr, data, len);
+            rx->hdr_len = (uint8_t)len;
+            return len;
         }
+        used = h.header_len;
     }
-    if (done) {
-        rx->in_frame = false;
-        rx->consumed += header_len(rx->frame_len) + rx->frame_len;
+    if (st != WS_FRAME_OK) {
+        ws_fail(ws, 1002, st == WS_FRAME_BAD_CONTROL ? "bad control frame" : "bad frame length");
+        return len;
     }
+    if (!frame_ok(ws, &h))
+        return len;
+    return used + frame_begin(ws, &h, data + used, len - used);
 }
 
 void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len)
 {
     struct http_conn *c = ws_conn_of(ws);
     struct http_loop *l = c->loop;
-    if (ws->failed || ws->close_rcvd || c->closing || c->close_after_flush)
+    if (rx_stopped(ws))
         return;
-    if (!ws->rx) {
-        ws->rx = rx_get(l);
-        if (!ws->rx) {
-            http_conn_close(c);
-            return;
-        }
-    }
-    struct ws_rx *rx = ws->rx;
     ws->quiet_since_ms = l->uv_ready ? uv_now(&l->uv) : 0;
     ws->ping_sent = false;
-    struct ws_io *io = &l->ws_io;
-    io->in = data;
-    io->in_len = len;
-    io->fed = 0;
-    while (!ws->failed && !ws->close_rcvd && !c->closing && !c->close_after_flush) {
-        struct wslay_frame_iocb f;
-        memset(&f, 0, sizeof f);
-        ssize_t r = wslay_frame_recv(rx->ctx, &f);
-        rx->fed += io->fed;
-        io->fed = 0;
-        if (r == WSLAY_ERR_WANT_READ)
-            break;
-        if (r < 0) {
-            ws_fail(ws, 1002, "protocol error");
-            break;
-        }
-        on_chunk(ws, &f);
+    while (len && !rx_stopped(ws)) {
+        size_t n = ws->rx && ws->rx->in_frame ? frame_payload(ws, data, len)
+                                              : frame_next(ws, data, len);
+        data += n;
+        len -= n;
     }
-    io->in = NULL;
-    io->in_len = 0;
-    /* c may be closing but is not freed before the end of the pass: ws is valid. */
-    if (!rx->in_frame && !rx->in_msg && !ws->failed && rx->fed == rx->consumed) {
+    /* c may be closing but is not freed before the end of the pass: ws is valid. The
+     * state goes back at a boundary, or once stopped (no more input is read then). */
+    struct ws_rx *rx = ws->rx;
+    if (rx && (rx_stopped(ws) || (!rx->in_frame && !rx->in_msg && !rx->hdr_len))) {
         rx_put(l, rx);
         ws->rx = NULL;
     }
@@ -516,7 +581,7 @@ void ws_tick(struct ws_conn *ws, uint64_t now_ms)
         http_conn_close(c);
         return;
     }
-    if (send_frame(ws, WSLAY_PING, "parley", 6) == PARLEY_OK) {
+    if (send_frame(ws, WS_OP_PING, "parley", 6) == PARLEY_OK) {
         ws->ping_sent = true;
         ws->quiet_since_ms = now_ms;
     }

@@ -4,7 +4,11 @@
  * interleaved ping, frames arriving with the upgrade request (sync and async upgrade),
  * limits (1009), protocol errors (1002 unmasked, 1007 bad UTF-8), the close handshake
  * both ways, server pings and dead-peer detection, sends from another thread via
- * http_loop_post, and close 1001 on server stop.
+ * http_loop_post, and close 1001 on server stop. The frame reader is also driven
+ * through the socketless entry, where the input is cut into pieces of exactly n bytes
+ * (down to one): every split of headers and payloads, several frames per piece, a ping
+ * between fragments, and the protocol errors at any split; over a socket, several
+ * frames in one write and 1009 on a bare header.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +18,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "buf.h"
+#include "http_conn_int.h"
 #include "http_server.h"
 #include "test_http_server_util.h"
 
@@ -195,6 +201,293 @@ static void wait_closes(int want)
     assert_true(atomic_load(&closes) >= want);
 }
 
+/* ---- frames built in memory (any key, several per write) ---- */
+
+/* Append one client frame: masked with key (4 bytes) or unmasked when key is NULL; len16
+ * / len64 force the longer length forms (for non-minimal encodings). */
+static void put_frame_ex(struct buf *b, uint8_t b0, const uint8_t *key, const void *payload,
+                         size_t len, int form)
+{
+    uint8_t h[14];
+    size_t n = 0;
+    h[n++] = b0;
+    uint8_t m = key ? 0x80 : 0;
+    if (form == 0 && len < 126) {
+        h[n++] = (uint8_t)(m | len);
+    } else if (form <= 16 && len < 65536) {
+        h[n++] = m | 126;
+        h[n++] = (uint8_t)(len >> 8);
+        h[n++] = (uint8_t)len;
+    } else {
+        h[n++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            h[n++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    if (key) {
+        memcpy(h + n, key, 4);
+        n += 4;
+    }
+    assert_int_equal(buf_append(b, h, n), PARLEY_OK);
+    const uint8_t *p = payload;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t x = key ? (uint8_t)(p[i] ^ key[i % 4]) : p[i];
+        assert_int_equal(buf_append(b, &x, 1), PARLEY_OK);
+    }
+}
+
+static void put_frame(struct buf *b, bool fin, uint8_t op, const uint8_t *key,
+                      const void *payload, size_t len)
+{
+    put_frame_ex(b, (uint8_t)((fin ? 0x80 : 0) | op), key, payload, len, 0);
+}
+
+static const uint8_t key_a[4] = {0x12, 0x34, 0x56, 0x78};
+static const uint8_t key_b[4] = {0xf0, 0x0d, 0xca, 0xfe};
+static const uint8_t key_c[4] = {0x01, 0x80, 0x7f, 0xff};
+
+/* One server frame from out at *off (server frames are unmasked). */
+static bool take_frame(const struct buf *out, size_t *off, uint8_t *op, const uint8_t **p,
+                       size_t *n)
+{
+    const uint8_t *d = out->data + *off;
+    size_t avail = out->len - *off;
+    if (avail < 2)
+        return false;
+    size_t h = 2;
+    uint64_t pl = d[1] & 0x7f;
+    if (pl == 126) {
+        if (avail < 4)
+            return false;
+        pl = ((uint64_t)d[2] << 8) | d[3];
+        h = 4;
+    } else if (pl == 127) {
+        if (avail < 10)
+            return false;
+        pl = 0;
+        for (int i = 0; i < 8; i++)
+            pl = (pl << 8) | d[2 + i];
+        h = 10;
+    }
+    if (avail - h < pl)
+        return false;
+    assert_true(d[0] & 0x80);
+    *op = d[0] & 0x0f;
+    *p = d + h;
+    *n = (size_t)pl;
+    *off += h + (size_t)pl;
+    return true;
+}
+
+/* The upgrade request for the socketless /ws echo route, then frames. */
+static void put_upgrade(struct buf *b)
+{
+    assert_int_equal(buf_append_str(b, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                       "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+                     PARLEY_OK);
+}
+
+/* Run in through the socketless server in pieces of chunk bytes; out gets everything the
+ * server wrote after its 101 response. Returns the offset of the first frame. */
+static size_t run_socketless(const struct buf *in, size_t chunk, struct buf *out)
+{
+    struct http_limits lim;
+    memset(&lim, 0, sizeof lim);
+    lim.ws_max_frame = 100000;
+    lim.ws_max_message = 150000;
+    buf_reset(out);
+    assert_int_equal(http_conn_feed_socketless(&lim, in->data, in->len, chunk, out), PARLEY_OK);
+    const char *s = buf_str(out);
+    assert_true(strncmp(s, "HTTP/1.1 101", 12) == 0);
+    const char *e = strstr(s, "\r\n\r\n");
+    assert_non_null(e);
+    return (size_t)(e + 4 - s);
+}
+
+static void expect_out_frame(const struct buf *out, size_t *off, uint8_t op, const void *data,
+                             size_t len)
+{
+    uint8_t got_op;
+    const uint8_t *p;
+    size_t n;
+    assert_true(take_frame(out, off, &got_op, &p, &n));
+    assert_int_equal(got_op, op);
+    assert_int_equal(n, len);
+    if (len)
+        assert_memory_equal(p, data, len);
+}
+
+static void expect_out_close(const struct buf *out, size_t *off, uint16_t code)
+{
+    uint8_t op;
+    const uint8_t *p;
+    size_t n;
+    assert_true(take_frame(out, off, &op, &p, &n));
+    assert_int_equal(op, 8);
+    assert_true(n >= 2);
+    assert_int_equal((p[0] << 8) | p[1], code);
+    assert_int_equal(*off, out->len); /* nothing after the close */
+}
+
+static const size_t chunks[] = {0, 1, 2, 3, 5, 7, 13, 14, 15, 100, 4096};
+
+static void test_ws_socketless_splits(void **state)
+{
+    (void)state;
+    struct buf in, out;
+    buf_init(&in, 1 << 20);
+    buf_init(&out, 1 << 20);
+    uint8_t *bin = malloc(70000);
+    for (size_t i = 0; i < 70000; i++)
+        bin[i] = (uint8_t)(i * 13 + (i >> 9));
+    put_upgrade(&in);
+    put_frame(&in, true, 1, key_a, "hello", 5);
+    put_frame(&in, true, 2, key_b, bin, 300);               /* 16-bit length */
+    put_frame(&in, false, 1, key_c, "hel", 3);              /* fragmented text... */
+    put_frame(&in, true, 9, key_a, "p", 1);                 /* ...a ping between... */
+    put_frame(&in, false, 0, key_b, "", 0);                 /* ...an empty fragment... */
+    put_frame(&in, true, 10, key_b, "unsolicited", 11);     /* ...a pong, ignored... */
+    put_frame(&in, true, 0, key_c, "lo", 2);                /* ...and the end */
+    put_frame(&in, true, 2, key_c, bin, 70000);             /* 64-bit length */
+    put_frame(&in, false, 2, key_a, bin, 1);                /* 3 fragments, odd sizes */
+    put_frame(&in, false, 0, key_b, bin + 1, 5);
+    put_frame(&in, true, 0, key_c, bin + 6, 70000 - 6);
+    put_frame(&in, true, 1, key_a, "", 0);                  /* empty message */
+    put_frame(&in, true, 9, key_b, bin, 125);               /* largest ping */
+    put_frame(&in, true, 8, key_c, "\x03\xe8" "done", 6);   /* close 1000 */
+    put_frame(&in, true, 1, key_a, "after", 5);             /* never read */
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        size_t off = run_socketless(&in, chunks[i], &out);
+        expect_out_frame(&out, &off, 1, "hello", 5);
+        expect_out_frame(&out, &off, 2, bin, 300);
+        expect_out_frame(&out, &off, 10, "p", 1);
+        expect_out_frame(&out, &off, 1, "hello", 5);
+        expect_out_frame(&out, &off, 2, bin, 70000);
+        expect_out_frame(&out, &off, 2, bin, 70000);
+        expect_out_frame(&out, &off, 1, "", 0);
+        expect_out_frame(&out, &off, 10, bin, 125);
+        expect_out_close(&out, &off, 1000);
+    }
+    free(bin);
+    buf_cleanup(&in);
+    buf_cleanup(&out);
+}
+
+/* Frames that must fail the connection with code, whatever the split; a message before
+ * them still gets through. */
+static void expect_fail(const struct buf *frames, uint16_t code)
+{
+    struct buf in, out;
+    buf_init(&in, 1 << 20);
+    buf_init(&out, 1 << 20);
+    put_upgrade(&in);
+    put_frame(&in, true, 1, key_a, "ok", 2);
+    assert_int_equal(buf_append(&in, frames->data, frames->len), PARLEY_OK);
+    put_frame(&in, true, 1, key_a, "after", 5);
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        size_t off = run_socketless(&in, chunks[i], &out);
+        expect_out_frame(&out, &off, 1, "ok", 2);
+        expect_out_close(&out, &off, code);
+    }
+    buf_cleanup(&in);
+    buf_cleanup(&out);
+}
+
+static void test_ws_socketless_errors(void **state)
+{
+    (void)state;
+    struct buf f;
+    buf_init(&f, 1 << 20);
+    static const uint8_t z[200];
+    /* Unmasked, reserved bits, unknown opcodes (data and control), bad continuations. */
+    put_frame(&f, true, 1, NULL, "plain", 5);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame_ex(&f, 0xc1, key_a, "x", 1, 0);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 3, key_a, "x", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 0xb, key_a, "x", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 0, key_a, "x", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, false, 1, key_a, "x", 1);
+    put_frame(&f, true, 2, key_a, "y", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    /* Non-minimal lengths. */
+    put_frame_ex(&f, 0x81, key_a, "x", 1, 16);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame_ex(&f, 0x82, key_a, z, 200, 64);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    /* Control frames: fragmented, or over 125 bytes. */
+    put_frame(&f, false, 9, key_a, "p", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 9, key_a, z, 126);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    /* Bad close payloads: one byte, a code that may not be sent; bad UTF-8 reason. */
+    put_frame(&f, true, 8, key_a, "\x03", 1);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 8, key_b, "\x03\xed", 2);
+    expect_fail(&f, 1002);
+    buf_reset(&f);
+    put_frame(&f, true, 8, key_c, "\x03\xe8\xc3\x28", 4);
+    expect_fail(&f, 1007);
+    buf_reset(&f);
+    /* Invalid UTF-8 across fragments. */
+    put_frame(&f, false, 1, key_b, "a\xc3", 2);
+    put_frame(&f, true, 0, key_c, "\x28", 1);
+    expect_fail(&f, 1007);
+    buf_reset(&f);
+    /* 1009 from the header alone: no payload byte follows. */
+    put_frame_ex(&f, 0x82, key_a, NULL, 0, 64);
+    f.data[9] = 0x01; /* the length becomes 65536 * 2 + 1 > ws_max_frame */
+    f.data[7] = 0x02;
+    expect_fail(&f, 1009);
+    buf_reset(&f);
+    /* A message over ws_max_message across fragments, refused at the second header. */
+    uint8_t *big = calloc(1, 90000);
+    put_frame(&f, false, 2, key_a, big, 90000);
+    put_frame(&f, true, 0, key_b, big, 90000);
+    expect_fail(&f, 1009);
+    free(big);
+    buf_cleanup(&f);
+}
+
+static void test_ws_frames_one_write(void **state)
+{
+    struct tc c;
+    open_ws(state, &c, "/ws");
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    put_frame(&b, true, 1, key_a, "one", 3);
+    put_frame(&b, false, 2, key_b, "tw", 2);
+    put_frame(&b, true, 9, key_c, "ping", 4);
+    put_frame(&b, true, 0, key_a, "o", 1);
+    put_frame(&b, true, 1, key_c, "three", 5);
+    assert_true(tc_send(&c, b.data, b.len));
+    expect_frame(&c, 1, "one", 3);
+    expect_frame(&c, 10, "ping", 4);
+    expect_frame(&c, 2, "two", 3);
+    expect_frame(&c, 1, "three", 5);
+    /* A header announcing more than ws_max_frame closes with 1009 before any payload. */
+    buf_reset(&b);
+    uint8_t h[14] = {0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4};
+    assert_true(tc_send(&c, h, sizeof h));
+    expect_close(&c, 1009);
+    buf_cleanup(&b);
+    tc_close(&c);
+}
+
 static void test_ws_echo(void **state)
 {
     struct tc c;
@@ -208,7 +501,7 @@ static void test_ws_echo(void **state)
     expect_frame(&c, 2, bin, sizeof bin);
     assert_true(ws_frame_send(&c, true, 2, true, "", 0));
     expect_frame(&c, 2, "", 0);
-    /* 64-bit length, spanning many reads (and wslay's 4 KiB buffer). */
+    /* 64-bit length, spanning many reads. */
     size_t big = 68000;
     uint8_t *b = malloc(big);
     for (size_t i = 0; i < big; i++)
@@ -442,6 +735,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ws_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_fragmented, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_with_upgrade_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_frames_one_write, setup, teardown),
+        cmocka_unit_test(test_ws_socketless_splits),
+        cmocka_unit_test(test_ws_socketless_errors),
         cmocka_unit_test_setup_teardown(test_ws_limits_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_close_handshakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_bad_handshake, setup, teardown),
