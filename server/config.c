@@ -84,7 +84,8 @@ static const struct cfg_entry table[] = {
     {"send_rate_per_min", CFG_UINT, F(send_rate_per_min), W_UNSIGNED, 1, 10000000, "6000", 0,
      "Messages one device may send per minute."},
     {"commit_delay_us", CFG_UINT, F(commit_delay_us), W_U32, 0, 100000, "1000", 0,
-     "Group commit: how long the queue writer waits to gather more messages per fsync."},
+     "Group commit: how long the queue writer waits to gather more messages per commit "
+     "(only while senders are concurrent: a lone message is committed at once)."},
     {"writeback_ms", CFG_UINT, F(writeback_ms), W_U32, 0, 10000, "500", 0,
      "Write-back: a message for a connected device is written only if not acked within "
      "this many ms (0: always written)."},

@@ -13,51 +13,26 @@
 
 #define ID_LEN 32 /* STORE_ID_LEN: 32 lowercase hex characters */
 
-/* An arena: protobuf-c's blocks are cut from an inline area (a Send with one copy fits),
- * then from malloc'd blocks, and all of them go at once in frame_release. A frame cost
- * eight malloc/free pairs before (issue #5). The budget counts every block and is not
- * given back on free: unpacking frees only what it is about to fail on. Under
- * AddressSanitizer every block is malloc'd, so the fuzzer still sees each one's bounds. */
-#if defined(__SANITIZE_ADDRESS__)
-#define ARENA_INLINE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ARENA_INLINE 0
-#endif
-#endif
-#ifndef ARENA_INLINE
-#define ARENA_INLINE 2048
-#endif
-
-union block_hdr {
-    union block_hdr *next; /* a malloc'd block: the list frame_release frees */
-    max_align_t align;
-};
-
-struct budget {
-    ProtobufCAllocator a;
-    size_t left;            /* of FRAME_ALLOC_BUDGET */
-    size_t used;            /* of the inline area */
-    union block_hdr *heap;  /* malloc'd blocks */
-    union block_hdr area[(ARENA_INLINE + sizeof(union block_hdr) - 1) / sizeof(union block_hdr) + 1];
-};
-
+/* The arena (frame.h): a frame cost eight malloc/free pairs before, and then one 2 KB
+ * allocation that made glibc consolidate its fast bins per frame (issue #5). The budget
+ * counts every block and is not given back on free: unpacking frees only what it is
+ * about to fail on. */
 static void *budget_alloc(void *data, size_t size)
 {
-    struct budget *b = data;
-    size_t unit = sizeof(union block_hdr);
+    struct frame_arena *b = data;
+    size_t unit = sizeof(union frame_block);
     if (size > b->left || size > SIZE_MAX - unit)
         return NULL;
     size_t rounded = (size + unit - 1) / unit * unit;
     if (rounded > b->left)
         return NULL;
     b->left -= rounded;
-    if (rounded <= ARENA_INLINE - b->used) {
+    if (rounded <= FRAME_ARENA_INLINE - b->used) {
         void *p = (unsigned char *)b->area + b->used;
         b->used += rounded;
         return p;
     }
-    union block_hdr *h = malloc(unit + size);
+    union frame_block *h = malloc(unit + size);
     if (!h)
         return NULL;
     h->next = b->heap;
@@ -143,24 +118,19 @@ static enum frame_status check_ack(const Parley__Stream__Ack *a, const struct fr
 enum frame_status frame_decode(const uint8_t *data, size_t len, const struct frame_limits *lim,
                                struct frame_result *out)
 {
-    memset(out, 0, sizeof *out);
+    out->cf = NULL; /* not a memset: the arena's area needs no zeroing */
+    out->id = 0;
+    out->arena.used = 0;
+    out->arena.heap = NULL;
     out->code = "invalid_frame";
     out->message = "not a valid ClientFrame";
     if (!data || len == 0 || len > FRAME_MAX_BYTES || !lim)
         return FRAME_INVALID;
-    struct budget *b = malloc(sizeof *b);
-    if (!b) {
-        out->code = "unavailable";
-        out->message = "out of memory";
-        return FRAME_INVALID;
-    }
+    struct frame_arena *b = &out->arena;
     b->a.alloc = budget_alloc;
     b->a.free = budget_free;
     b->a.allocator_data = b;
     b->left = FRAME_ALLOC_BUDGET;
-    b->used = 0;
-    b->heap = NULL;
-    out->alloc = b;
     out->cf = parley__stream__client_frame__unpack(&b->a, len, data);
     if (!out->cf)
         return FRAME_INVALID;
@@ -189,13 +159,10 @@ void frame_release(struct frame_result *r)
 {
     if (!r)
         return;
-    struct budget *b = r->alloc;
-    while (b && b->heap) { /* the arena holds every block of r->cf */
-        union block_hdr *next = b->heap->next;
-        free(b->heap);
-        b->heap = next;
+    while (r->arena.heap) { /* the arena holds every block of r->cf */
+        union frame_block *next = r->arena.heap->next;
+        free(r->arena.heap);
+        r->arena.heap = next;
     }
-    free(b);
     r->cf = NULL;
-    r->alloc = NULL;
 }
