@@ -178,12 +178,17 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
         send_error(c, id, "rate_limited", msg);
         return;
     }
-    struct writer_job *j = calloc(1, sizeof *j);
+    /* One allocation: the job, its copies, then their ciphertexts (writer_job.packed). */
+    size_t size = sizeof(struct writer_job) + s->n_copies * sizeof(struct writer_copy);
+    for (size_t i = 0; i < s->n_copies; i++)
+        size += s->copies[i]->ciphertext.len;
+    struct writer_job *j = calloc(1, size);
     if (!j)
         goto oom;
     sconn_ref(c);
     j->c = c;
     j->kind = WJOB_SEND;
+    j->packed = true;
     j->req_id = id;
     j->created_ms = clock_now_ms();
     memcpy(j->msgid, s->client_message_id.data, sizeof j->msgid);
@@ -191,20 +196,18 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
         str_copy(j->to_user, sizeof j->to_user, s->to_user);
     else
         str_copy(j->group_id, sizeof j->group_id, s->group_id);
-    j->copies = calloc(s->n_copies, sizeof *j->copies);
-    if (!j->copies)
-        goto oom;
+    j->copies = (struct writer_copy *)(j + 1);
     j->n_copies = s->n_copies;
     j->bytes = sizeof *j;
+    uint8_t *ct = (uint8_t *)(j->copies + s->n_copies);
     for (size_t i = 0; i < s->n_copies; i++) {
         const Parley__Stream__DeviceCiphertext *dc = s->copies[i];
         struct writer_copy *wc = &j->copies[i];
         str_copy(wc->device_id, sizeof wc->device_id, dc->device_id);
         wc->ct_len = dc->ciphertext.len;
-        wc->ct = malloc(wc->ct_len ? wc->ct_len : 1);
-        if (!wc->ct)
-            goto oom;
-        memcpy(wc->ct, dc->ciphertext.data, wc->ct_len);
+        wc->ct = ct;
+        memcpy(ct, dc->ciphertext.data, wc->ct_len);
+        ct += wc->ct_len;
         /* Sealed by the writer, and only if it is written (held copies acked in time never are). */
         j->bytes += 2 * wc->ct_len + SEAL_OVERHEAD + sizeof *wc;
     }

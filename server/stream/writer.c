@@ -68,10 +68,12 @@ void writer_job_free(struct writer_job *j)
     if (!j)
         return;
     for (size_t i = 0; i < j->n_copies; i++) {
-        free(j->copies[i].ct);
+        if (!j->packed)
+            free(j->copies[i].ct);
         free(j->copies[i].sealed);
     }
-    free(j->copies);
+    if (!j->packed)
+        free(j->copies);
     free(j->ids);
     if (j->c)
         sconn_unref(j->c);
