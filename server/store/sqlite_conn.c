@@ -18,9 +18,10 @@
  * of deleted temporary files: under load the queue writer spent half its time in
  * pwrite() to such a file. It also means no copy of a page (message rows included)
  * lands in an unlinked temp file on disk. A larger lookaside (1,200 B x 400 slots, about
- * 0.5 MB per pooled connection) serves more of SQLite's small allocations without its
- * global allocator mutex (~10 % of the writer's samples). A failure only costs speed:
- * logged, ignored. */
+ * 0.5 MB per pooled connection) would serve more of SQLite's small allocations, but
+ * only where SQLite has one: Debian's is built with SQLITE_OMIT_LOOKASIDE, so there the
+ * call does nothing (store_sqlite_global_init removes the allocator's global mutex
+ * instead). A failure only costs speed: logged, ignored. */
 static void conn_tune(struct sq_conn *c)
 {
     c->tuned = true;

@@ -192,6 +192,9 @@ struct store {
  * database has a newer schema than this binary knows), PARLEY_ERR_NOMEM.
  * Free with store_close. */
 PARLEY_WUR enum parley_err store_open_sqlite(const char *path, struct store **out);
+/* Process-wide SQLite settings; call once before any database is opened (parleyd's
+ * main). Without it everything works, only slower. */
+void store_sqlite_global_init(void);
 /* The same with the key store (keystore.h) that holds the accounts' data keys: the
  * personal profile fields are then stored encrypted with each account's key, rows
  * written before are encrypted in place at open, keys left without an account for over
