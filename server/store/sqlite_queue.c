@@ -35,6 +35,8 @@
 
 #define CHECKPOINT_WAIT_MS 200
 
+#define RCPT_DEPTH "coalesce((SELECT n FROM queue_depth q WHERE q.device_id = d.id), 0)"
+
 #define ENV_COLS                                                                                   \
     "device_id, user_id, kind, sender_user, sender_device, client_msg_id, group_id, peer_user, "   \
     "peer_devices, created_at_ms, expires_at, body"
@@ -61,10 +63,12 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "DO UPDATE SET expires_at = excluded.expires_at",
     [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
                           "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
-    [ST_Q_RCPT_DIRECT] = "SELECT d.id, d.user_id FROM devices d "
+    /* The third column, each recipient's queue depth, spares the first send of a batch to
+     * this target one ST_Q_DEPTH statement per copy (issue #5). */
+    [ST_Q_RCPT_DIRECT] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "
                          "JOIN device_keys k ON k.device_id = d.id "
                          "WHERE d.user_id IN (?1, ?2) AND d.id <> ?3 ORDER BY d.id",
-    [ST_Q_RCPT_GROUP] = "SELECT d.id, d.user_id FROM group_members m "
+    [ST_Q_RCPT_GROUP] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM group_members m "
                         "JOIN devices d ON d.user_id = m.user_id "
                         "JOIN device_keys k ON k.device_id = d.id "
                         "WHERE m.group_id = ?1 AND d.id <> ?2 ORDER BY d.id",
@@ -163,8 +167,10 @@ static enum parley_err username_of(struct sq_conn *c, const char *user_id, char 
 /* The keyed devices of to_user and of user_b (may equal to_user) minus except_device
  * (id = ST_Q_RCPT_DIRECT), or of every member of a group minus except_device
  * (ST_Q_RCPT_GROUP: a = group id, b = NULL), sorted by device id. */
+/* depth: when not NULL, (*depth)[k] gets rcpt k's queue depth ((*depth) grown with out). */
 static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const char *a,
-                                  const char *b, const char *except_device, struct ud_vec *out)
+                                  const char *b, const char *except_device, struct ud_vec *out,
+                                  int64_t **depth)
 {
     sqlite3_stmt *st = NULL;
     enum parley_err err = stmt(c, id, &st);
@@ -186,6 +192,15 @@ static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const c
             !sq_col_text(st, 1, e->user_id, sizeof e->user_id)) {
             err = PARLEY_ERR_STORE;
             break;
+        }
+        if (depth) {
+            int64_t *nd = realloc(*depth, out->cap * sizeof *nd);
+            if (!nd) {
+                err = PARLEY_ERR_NOMEM;
+                break;
+            }
+            *depth = nd;
+            nd[out->n - 1] = sqlite3_column_int64(st, 2);
         }
         rc = SQLITE_OK;
     }
@@ -225,6 +240,8 @@ struct target_entry {
     int sender_ok;                                                /* UNKNOWN, 0 or 1 */
     int target; /* UNKNOWN or the enum store_send_status the target check gives */
     struct ud_vec rcpt;
+    int64_t *depth;   /* rcpt's queue depths as the target check read them ... */
+    bool depth_fresh; /* ... valid for the first send only: later ones may follow inserts */
 };
 
 struct target_cache {
@@ -267,8 +284,10 @@ static enum parley_err cache_init(struct target_cache *tc, size_t n_sends)
 
 static void cache_free(struct target_cache *tc)
 {
-    for (size_t i = 0; tc->v && i < tc->cap; i++)
+    for (size_t i = 0; tc->v && i < tc->cap; i++) {
         free(tc->v[i].rcpt.v);
+        free(tc->v[i].depth);
+    }
     free(tc->v);
     tc->v = NULL;
 }
@@ -444,7 +463,8 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
             te->target = group ? STORE_SEND_NOT_MEMBER : STORE_SEND_NO_TARGET;
             return PARLEY_OK;
         }
-        err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, &te->rcpt);
+        err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, &te->rcpt,
+                         &te->depth);
     } else {
         err = username_of(c, snd->to_user, name, sizeof name, &found);
         if (err)
@@ -454,10 +474,12 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
             return PARLEY_OK;
         }
         err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
-                         &te->rcpt);
+                         &te->rcpt, &te->depth);
     }
-    if (!err)
+    if (!err) {
         te->target = STORE_SEND_OK;
+        te->depth_fresh = true;
+    }
     return err;
 }
 
@@ -526,6 +548,9 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         snd->status = (enum store_send_status)te->target;
         return PARLEY_OK;
     }
+    /* The depths read with the recipients hold for this send only (it may insert). */
+    bool depth_fresh = te->depth_fresh;
+    te->depth_fresh = false;
 
     idx = snd->n_copies <= MATCH_LOCAL ? idx_local : calloc(snd->n_copies, sizeof *idx);
     if (!idx)
@@ -535,14 +560,18 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         goto out;
 
     for (size_t i = 0; i < snd->n_copies; i++) {
-        err = stmt(c, ST_Q_DEPTH, &st);
-        if (err)
-            goto out;
         int64_t depth = 0;
-        err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found, &depth,
-                           "queue_send");
-        if (err)
-            goto out;
+        if (depth_fresh) {
+            depth = te->depth[idx[i]];
+        } else {
+            err = stmt(c, ST_Q_DEPTH, &st);
+            if (err)
+                goto out;
+            err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found,
+                               &depth, "queue_send");
+            if (err)
+                goto out;
+        }
         if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
             /* Full, or a count left high by a deleter (erasure recounts, but be sure):
              * count the rows before refusing, and keep the exact number. */
@@ -1019,7 +1048,7 @@ static enum parley_err queue_notices(struct sq_conn *c, const struct expired *x,
     if (err || !found)
         return err; /* the sender is gone: nobody to tell */
     devs->n = 0;
-    err = recipients(c, ST_Q_RCPT_DIRECT, x->sender_user, x->sender_user, "", devs);
+    err = recipients(c, ST_Q_RCPT_DIRECT, x->sender_user, x->sender_user, "", devs, NULL);
     if (err)
         return err;
     for (size_t i = 0; i < devs->n; i++) {
