@@ -299,10 +299,20 @@ void http_loop_cleanup(struct http_loop *l)
     l->uv_ready = false;
 }
 
+/* The loop whose thread this is; NULL on every other thread. */
+static _Thread_local const struct http_loop *current_loop;
+
 static void loop_thread(void *arg)
 {
     struct http_loop *l = arg;
+    current_loop = l;
     (void)uv_run(&l->uv, UV_RUN_DEFAULT);
+    current_loop = NULL;
+}
+
+bool http_loop_is_current(const struct http_loop *loop)
+{
+    return loop && loop == current_loop;
 }
 
 /* ------------------------------------------------------------- sockets */

@@ -175,6 +175,8 @@ void ws_set_tick(struct ws_conn *ws, ws_tick_fn fn);
  * thread. Fails with PARLEY_ERR_CLOSED once the loop is stopping. */
 typedef void (*http_loop_fn)(void *arg);
 PARLEY_WUR enum parley_err http_loop_post(struct http_loop *loop, http_loop_fn fn, void *arg);
+/* Whether the calling thread is loop's own I/O thread. */
+bool http_loop_is_current(const struct http_loop *loop);
 /* Index of the I/O thread (0..threads-1), for sharding per-thread state. */
 unsigned http_loop_index(const struct http_loop *loop);
 uv_loop_t *http_loop_uv(struct http_loop *loop);

@@ -88,14 +88,89 @@ static void on_post(void *arg)
     sconn_unref(c);
 }
 
+/* A list of outmsgs (through m->next) for one loop, in order. */
+static void on_post_list(void *arg)
+{
+    struct outmsg *m = arg;
+    while (m) {
+        struct outmsg *next = m->next; /* on_post gives m away (deliver_push may relink it) */
+        on_post(m);
+        m = next;
+    }
+}
+
+/* What stream_post gathers between stream_post_gather_begin and _end, per loop. */
+#define GATHER_LOOPS 16
+struct post_gather {
+    struct http_loop *loop[GATHER_LOOPS];
+    struct outmsg *head[GATHER_LOOPS], *tail[GATHER_LOOPS];
+    size_t n;
+};
+static _Thread_local struct post_gather *gathering;
+static _Thread_local struct post_gather gather_state;
+
+void stream_post_gather_begin(void)
+{
+    gather_state.n = 0;
+    gathering = &gather_state;
+}
+
+static void post_list(struct http_loop *loop, struct outmsg *head)
+{
+    if (http_loop_post(loop, on_post_list, head) == PARLEY_OK)
+        return;
+    while (head) { /* the loop is stopping: nobody will send these */
+        struct outmsg *next = head->next;
+        sconn_unref(head->c);
+        free(head);
+        head = next;
+    }
+}
+
+void stream_post_gather_end(void)
+{
+    struct post_gather *g = gathering;
+    gathering = NULL;
+    for (size_t i = 0; g && i < g->n; i++)
+        post_list(g->loop[i], g->head[i]);
+}
+
+/* Add m (its c already referenced) to the gathered list of its loop; false when the
+ * gather has no room for another loop. */
+static bool gather_add(struct post_gather *g, struct outmsg *m)
+{
+    size_t i = 0;
+    while (i < g->n && g->loop[i] != m->c->loop)
+        i++;
+    if (i == g->n) {
+        if (g->n == GATHER_LOOPS)
+            return false;
+        g->loop[g->n] = m->c->loop;
+        g->head[g->n] = g->tail[g->n] = NULL;
+        g->n++;
+    }
+    m->next = NULL;
+    if (g->tail[i])
+        g->tail[i]->next = m;
+    else
+        g->head[i] = m;
+    g->tail[i] = m;
+    return true;
+}
+
 void stream_post(struct sconn *c, struct outmsg *m)
 {
+    if (m->kind == OUT_REPLY && !gathering && http_loop_is_current(c->loop)) {
+        (void)stream_send_now(c, m);
+        free(m);
+        return;
+    }
     sconn_ref(c);
     m->c = c;
-    if (http_loop_post(c->loop, on_post, m) != PARLEY_OK) {
-        sconn_unref(c);
-        free(m);
-    }
+    if (gathering && gather_add(gathering, m))
+        return;
+    m->next = NULL;
+    post_list(c->loop, m);
 }
 
 bool stream_send_now(struct sconn *c, const struct outmsg *m)

@@ -98,8 +98,15 @@ _Static_assert(STREAM_WINDOW_BYTES <= UINT32_MAX / 2, "struct sconn.fl_bytes");
 void sconn_ref(struct sconn *c);
 void sconn_unref(struct sconn *c);
 
-/* Hand m to c's loop (any thread); consumes m in every case. */
+/* Hand m to c's loop (any thread); consumes m in every case. A reply (OUT_REPLY) for a
+ * connection of the calling thread's own loop is sent at once: an ack that completes a
+ * send from a sender on the same loop needs no post to itself. */
 void stream_post(struct sconn *c, struct outmsg *m);
+/* Between these two calls (on one thread), stream_post gathers outmsgs per loop instead of
+ * posting each: the end posts one list per loop, in the order they were given. The writer
+ * brackets each batch's results with them (one post per loop per batch, not per message). */
+void stream_post_gather_begin(void);
+void stream_post_gather_end(void);
 /* Send bytes now (loop thread); false if the connection is closed or closing. */
 bool stream_send_now(struct sconn *c, const struct outmsg *m);
 

@@ -684,7 +684,9 @@ static void *writer_main(void *arg)
         w->last_sends = b.n_sends;
         size_t held_before = held_count(w->held);
         pthread_mutex_unlock(&w->mu);
+        stream_post_gather_begin(); /* one post per loop for the batch's results */
         commit_batch(w, &b);
+        stream_post_gather_end();
         pthread_mutex_lock(&w->mu);
         /* Stopping and the last writes failed: give up on them (their senders were never
          * told OK, and resend). */
