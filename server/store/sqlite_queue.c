@@ -466,15 +466,22 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
         err = recipients(c, ST_Q_RCPT_GROUP, snd->group_id, NULL, snd->sender_device, &te->rcpt,
                          &te->depth);
     } else {
-        err = username_of(c, snd->to_user, name, sizeof name, &found);
+        err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
+                         &te->rcpt, &te->depth);
         if (err)
             return err;
-        if (!found) {
+        /* A device of to_user among them proves the user exists (a device row references
+         * its user); without one, ask (no such user, or none of its devices is keyed). */
+        bool known = false;
+        for (size_t k = 0; k < te->rcpt.n && !known; k++)
+            known = strcmp(te->rcpt.v[k].user_id, snd->to_user) == 0;
+        if (!known && (err = username_of(c, snd->to_user, name, sizeof name, &found)) != PARLEY_OK)
+            return err;
+        if (!known && !found) {
+            te->rcpt.n = 0;
             te->target = STORE_SEND_NO_TARGET;
             return PARLEY_OK;
         }
-        err = recipients(c, ST_Q_RCPT_DIRECT, snd->to_user, snd->sender_user, snd->sender_device,
-                         &te->rcpt, &te->depth);
     }
     if (!err) {
         te->target = STORE_SEND_OK;
