@@ -506,6 +506,19 @@ static enum parley_err remember_id(struct sq_conn *c, const char *sender_device,
     return sq_exec(c, st, rc, "queue_send");
 }
 
+/* One integer about a device (ST_Q_DEPTH, ST_Q_DEPTH_RECOUNT: ?1 is the device) into *v,
+ * left as it is when there is no row. */
+static enum parley_err device_int(struct sq_conn *c, enum sq_stmt_id sid, const char *device,
+                                  int64_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    enum parley_err err = stmt(c, sid, &st);
+    if (err)
+        return err;
+    return sq_query_int(c, st, sq_bind_text_ref(st, 1, device), &found, v, "queue_send");
+}
+
 /* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
  * send gets the id *next_id (then incremented); held copies are not written. Returns an
  * error only for a database failure (the whole batch then fails). */
@@ -568,28 +581,16 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
 
     for (size_t i = 0; i < snd->n_copies; i++) {
         int64_t depth = 0;
-        if (depth_fresh) {
+        const char *dev = snd->copies[i].device_id;
+        if (depth_fresh)
             depth = te->depth[idx[i]];
-        } else {
-            err = stmt(c, ST_Q_DEPTH, &st);
-            if (err)
-                goto out;
-            err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found,
-                               &depth, "queue_send");
-            if (err)
-                goto out;
-        }
-        if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
-            /* Full, or a count left high by a deleter (erasure recounts, but be sure):
-             * count the rows before refusing, and keep the exact number. */
-            err = stmt(c, ST_Q_DEPTH_RECOUNT, &st);
-            if (err)
-                goto out;
-            err = sq_query_int(c, st, sq_bind_text_ref(st, 1, snd->copies[i].device_id), &found,
-                               &depth, "queue_send");
-            if (err)
-                goto out;
-        }
+        else if ((err = device_int(c, ST_Q_DEPTH, dev, &depth)) != PARLEY_OK)
+            goto out;
+        /* Full, or a count left high by a deleter (erasure recounts, but be sure): count
+         * the rows before refusing, and keep the exact number. */
+        if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue &&
+            (err = device_int(c, ST_Q_DEPTH_RECOUNT, dev, &depth)) != PARLEY_OK)
+            goto out;
         if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
             snd->status = STORE_SEND_QUEUE_FULL;
             goto out;
