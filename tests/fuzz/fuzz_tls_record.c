@@ -16,14 +16,7 @@
 #include <string.h>
 
 #include "tls_record.h"
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
 static uint8_t out[TLS_REC_MAX_PLAIN + 256];
 

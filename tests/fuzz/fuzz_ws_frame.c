@@ -13,14 +13,7 @@
 #include <string.h>
 
 #include "ws_frame.h"
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
 /* The header rules an OK result must satisfy. */
 static void check_ok(const uint8_t *p, const struct ws_frame_hdr *h)
