@@ -89,6 +89,9 @@ static const struct cfg_entry table[] = {
     {"writeback_ms", CFG_UINT, F(writeback_ms), W_U32, 0, 10000, "500", 0,
      "Write-back: a message for a connected device is written only if not acked within "
      "this many ms (0: always written)."},
+    {"sqlite_mmap_mib", CFG_UINT, F(sqlite_mmap_mib), W_U32, 0, 65536, "256", 0,
+     "SQLite reads up to this many MiB of the database through a memory map instead of "
+     "read() calls (0: never; see docs/operations.md)."},
     {"log_level", CFG_STR, F(log_level), W_NONE, 0, 0, "info", 0,
      "debug, info, warn or error."},
     {"web_root", CFG_STR, F(web_root), W_NONE, 0, 0, "", 0,

@@ -49,6 +49,7 @@ struct config {
     unsigned send_rate_per_min;         /* sends per device per minute */
     uint32_t commit_delay_us;           /* group commit gathering window */
     uint32_t writeback_ms;              /* held copies are written after this (held.h) */
+    uint32_t sqlite_mmap_mib;           /* SQLite reads the database through mmap, up to this */
     /* operations */
     char log_level[CONFIG_STR_MAX];
     char web_root[CONFIG_STR_MAX];      /* static web client; "" = built-in default */

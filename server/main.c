@@ -166,7 +166,7 @@ int main(int argc, char **argv)
     }
     app.cfg = &cfg;
     app.master_key = master_key;
-    store_sqlite_global_init();
+    store_sqlite_global_init((uint64_t)cfg.sqlite_mmap_mib << 20);
     char keys_path[PATH_MAX];
     if (snprintf(keys_path, sizeof keys_path, "%s/keys.db", cfg.data_dir) >= (int)sizeof keys_path ||
         keystore_open(keys_path, master_key, &keystore) != PARLEY_OK) {

@@ -139,6 +139,26 @@ static void cpu_mark(struct cpu_mark *m)
     m->self_s = self_cpu_s();
 }
 
+/* PARLEY_BENCH_HOOK, when set: a command run as each measured phase starts and ends,
+ * with "start" or "end", the phase's name and the server's pid appended, so a profiler
+ * can be switched on for that phase alone (e.g. callgrind_control -i on|off; see
+ * docs/operations.md). It runs before the start mark and after the end mark. */
+static void phase_hook(const char *edge, const char *phase)
+{
+    const char *hook = getenv("PARLEY_BENCH_HOOK");
+    char cmd[512];
+
+    if (!hook || !*hook)
+        return;
+    if (snprintf(cmd, sizeof cmd, "%s %s %s %ld", hook, edge, phase, (long)G.server_pid) >=
+        (int)sizeof cmd) {
+        fprintf(stderr, "loadgen: PARLEY_BENCH_HOOK is too long\n");
+        return;
+    }
+    if (system(cmd) != 0)
+        fprintf(stderr, "loadgen: PARLEY_BENCH_HOOK failed: %s\n", cmd);
+}
+
 static void cpu_report(const char *prefix, const struct cpu_mark *a, const struct cpu_mark *b)
 {
     double wall = (double)(b->wall_ns - a->wall_ns) / 1e9;
@@ -651,6 +671,7 @@ static int run_relay(unsigned n_pairs, unsigned window, const char *name)
         pump(&ps[i]);
     net_flush_all();
     loop_until(NULL, NULL, warm);
+    phase_hook("start", name);
     d0 = G.delivered;
     cpu_mark(&m0);
     G.measuring = true;
@@ -658,6 +679,7 @@ static int run_relay(unsigned n_pairs, unsigned window, const char *name)
     G.measuring = false;
     d1 = G.delivered;
     cpu_mark(&m1);
+    phase_hook("end", name);
     G.phase = PH_DRAIN;
     if (!loop_until(all_settled, &w, 30))
         fprintf(stderr, "loadgen: %s: not every message arrived after the run\n", name);
@@ -748,6 +770,7 @@ static int run_drain(unsigned n, uint64_t per_device, const struct pdevice *devs
     G.ack_deleted = 0;
     w.target = (uint64_t)n * per_device;
     G.phase = PH_DRAIN;
+    phase_hook("start", tag);
     cpu_mark(&m0);
     for (unsigned i = 0; i < n; i++)
         if (!(ps[i].b = connect_end(&ps[i], R_RECEIVER, tag, false, false)))
@@ -767,6 +790,7 @@ static int run_drain(unsigned n, uint64_t per_device, const struct pdevice *devs
             printf("drain.%s.parley_ack_confirmed_s=%.3f\n", name,
                    (double)(net_now_ns() - m0.wall_ns) / 1e9);
     }
+    phase_hook("end", tag); /* after the deletions, for a profile of the whole drain */
     {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "drain.%s", name);

@@ -630,9 +630,14 @@ static enum parley_err exec_sql(struct sq_conn *c, const char *sql, const char *
 /* SQLite keeps memory statistics by default: a global mutex and counters around every
  * allocation, about 3.5 per relayed message (issue #5). parleyd never reads them. Only
  * possible before SQLite initialises; later it fails harmlessly. */
-void store_sqlite_global_init(void)
+void store_sqlite_global_init(uint64_t mmap_bytes)
 {
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* A drain reads rows written long ago: through pread() each page was a system call
+     * and a copy, a quarter of the drain's system calls (issue #5). SQLite clamps the
+     * size to what it was built to allow; WAL frames are still read with pread(). */
+    sqlite3_int64 n = mmap_bytes > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)mmap_bytes;
+    (void)sqlite3_config(SQLITE_CONFIG_MMAP_SIZE, n, n);
 }
 
 static enum parley_err conn_open(struct sq_conn *c, const char *path)

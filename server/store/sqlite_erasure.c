@@ -152,9 +152,11 @@ static enum parley_err user_exists(struct sq_conn *c, const char *user_id, bool 
 
 /* The tables we know, in an order that needs no cascade (though the cascades exist). */
 static const char *const ERASE_SQL[] = {
-    /* The queue in both directions: envelopes waiting for the account, those it sent
-     * that still wait for others, and expiry notices naming it. */
-    "DELETE FROM envelopes WHERE user_id = ?1 OR sender_user = ?1 OR peer_user = ?1",
+    /* The queue in both directions: envelopes waiting for the account's devices (found
+     * through them: the queue has no user index, migration 6), those it sent that still
+     * wait for others, and expiry notices naming it. */
+    "DELETE FROM envelopes WHERE device_id IN (SELECT id FROM devices WHERE user_id = ?1)",
+    "DELETE FROM envelopes WHERE sender_user = ?1 OR peer_user = ?1",
     /* queue_depth has no delete trigger (migration 5): recount what others still hold. */
     ("UPDATE queue_depth SET n = (SELECT count(*) FROM envelopes e "
      "WHERE e.device_id = queue_depth.device_id) WHERE ?1 IS NOT NULL"),

@@ -193,8 +193,10 @@ struct store {
  * Free with store_close. */
 PARLEY_WUR enum parley_err store_open_sqlite(const char *path, struct store **out);
 /* Process-wide SQLite settings; call once before any database is opened (parleyd's
- * main). Without it everything works, only slower. */
-void store_sqlite_global_init(void);
+ * main). Without it everything works, only slower. mmap_bytes: how much of each
+ * database SQLite may read through a memory map (0: none, every page read is a
+ * pread() and a copy). */
+void store_sqlite_global_init(uint64_t mmap_bytes);
 /* The same with the key store (keystore.h) that holds the accounts' data keys: the
  * personal profile fields are then stored encrypted with each account's key, rows
  * written before are encrypted in place at open, keys left without an account for over
