@@ -64,14 +64,18 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
                           "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
     /* The third column, each recipient's queue depth, spares the first send of a batch to
-     * this target one ST_Q_DEPTH statement per copy (issue #5). */
+     * this target one ST_Q_DEPTH statement per copy (issue #5). Sorted by recipients():
+     * an ORDER BY built a temporary b-tree per query, a third of its cost. */
     [ST_Q_RCPT_DIRECT] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "
                          "JOIN device_keys k ON k.device_id = d.id "
-                         "WHERE d.user_id IN (?1, ?2) AND d.id <> ?3 ORDER BY d.id",
+                         "WHERE d.user_id = ?1 AND d.id <> ?3 "
+                         "UNION ALL SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "
+                         "JOIN device_keys k ON k.device_id = d.id "
+                         "WHERE d.user_id = ?2 AND ?2 <> ?1 AND d.id <> ?3",
     [ST_Q_RCPT_GROUP] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM group_members m "
                         "JOIN devices d ON d.user_id = m.user_id "
                         "JOIN device_keys k ON k.device_id = d.id "
-                        "WHERE m.group_id = ?1 AND d.id <> ?2 ORDER BY d.id",
+                        "WHERE m.group_id = ?1 AND d.id <> ?2",
     [ST_Q_DEVICE_USER] = "SELECT user_id FROM devices WHERE id = ?1",
     [ST_Q_DEPTH] = "SELECT n FROM queue_depth WHERE device_id = ?1",
     /* No delete trigger (migration 5): deleters lower the count themselves. */
@@ -97,12 +101,13 @@ static const char *const stmt_sql[ST__COUNT] = {
      * slots being NULL (they match nothing), or a range of consecutive acked ids. */
     [ST_Q_ACK] = "DELETE FROM envelopes WHERE device_id = ?1 AND id IN (" ACK_Q64 ")",
     [ST_Q_ACK_RANGE] = "DELETE FROM envelopes WHERE device_id = ?1 AND id BETWEEN ?2 AND ?3",
-    [ST_Q_FETCH] = "SELECT e.id, e.kind, e.device_id, e.user_id, e.sender_user, "
-                   "coalesce(u.username, ''), e.sender_device, e.client_msg_id, e.group_id, "
-                   "e.peer_user, e.peer_devices, e.created_at_ms, e.expires_at, e.body "
-                   "FROM envelopes e LEFT JOIN users u ON u.id = e.sender_user "
-                   "WHERE e.device_id = ?1 AND e.id > ?2 AND e.expires_at > ?3 "
-                   "ORDER BY e.id LIMIT ?4",
+    /* The sender's username is looked up per run of rows from one sender (fetch_names):
+     * a join looked it up for every row, a tenth of a drained envelope's cost. */
+    [ST_Q_FETCH] = "SELECT id, kind, device_id, user_id, sender_user, sender_device, "
+                   "client_msg_id, group_id, peer_user, peer_devices, created_at_ms, "
+                   "expires_at, body FROM envelopes "
+                   "WHERE device_id = ?1 AND id > ?2 AND expires_at > ?3 "
+                   "ORDER BY id LIMIT ?4",
     [ST_Q_EXPIRED] = "SELECT id, kind, user_id, sender_user, sender_device, client_msg_id, "
                      "group_id FROM envelopes WHERE expires_at <= ?1 "
                      "ORDER BY expires_at, id LIMIT ?2",
@@ -167,6 +172,43 @@ static enum parley_err username_of(struct sq_conn *c, const char *user_id, char 
 /* The keyed devices of to_user and of user_b (may equal to_user) minus except_device
  * (id = ST_Q_RCPT_DIRECT), or of every member of a group minus except_device
  * (ST_Q_RCPT_GROUP: a = group id, b = NULL), sorted by device id. */
+/* A recipient with its queue depth, for sorting the two arrays together. */
+struct rcpt_depth {
+    struct store_user_device ud;
+    int64_t depth;
+};
+
+static int rcpt_depth_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct rcpt_depth *)a)->ud.device_id,
+                  ((const struct rcpt_depth *)b)->ud.device_id);
+}
+
+/* Sort rcpt (and depth, when not NULL, in step) by device id. */
+static enum parley_err sort_recipients(struct ud_vec *rcpt, int64_t *depth)
+{
+    bool sorted = true;
+    for (size_t i = 1; i < rcpt->n && sorted; i++)
+        sorted = strcmp(rcpt->v[i - 1].device_id, rcpt->v[i].device_id) < 0;
+    if (sorted)
+        return PARLEY_OK;
+    struct rcpt_depth *t = malloc(rcpt->n * sizeof *t);
+    if (!t)
+        return PARLEY_ERR_NOMEM;
+    for (size_t i = 0; i < rcpt->n; i++) {
+        t[i].ud = rcpt->v[i];
+        t[i].depth = depth ? depth[i] : 0;
+    }
+    qsort(t, rcpt->n, sizeof *t, rcpt_depth_cmp);
+    for (size_t i = 0; i < rcpt->n; i++) {
+        rcpt->v[i] = t[i].ud;
+        if (depth)
+            depth[i] = t[i].depth;
+    }
+    free(t);
+    return PARLEY_OK;
+}
+
 /* depth: when not NULL, (*depth)[k] gets rcpt k's queue depth ((*depth) grown with out). */
 static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const char *a,
                                   const char *b, const char *except_device, struct ud_vec *out,
@@ -207,6 +249,8 @@ static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const c
     if (!err && rc != SQLITE_DONE)
         err = sq_err(c, rc, "queue_recipients");
     sq_stmt_done(st);
+    if (!err)
+        err = sort_recipients(out, depth ? *depth : NULL);
     return err;
 }
 
@@ -240,8 +284,8 @@ struct target_entry {
     int sender_ok;                                                /* UNKNOWN, 0 or 1 */
     int target; /* UNKNOWN or the enum store_send_status the target check gives */
     struct ud_vec rcpt;
-    int64_t *depth;   /* rcpt's queue depths as the target check read them ... */
-    bool depth_fresh; /* ... valid for the first send only: later ones may follow inserts */
+    int64_t *depth;        /* rcpt's queue depths as the target check read them, ... */
+    int64_t depth_changes; /* ... when the connection had made this many changes */
 };
 
 struct target_cache {
@@ -485,7 +529,7 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
     }
     if (!err) {
         te->target = STORE_SEND_OK;
-        te->depth_fresh = true;
+        te->depth_changes = sqlite3_total_changes64(c->db);
     }
     return err;
 }
@@ -568,9 +612,10 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         snd->status = (enum store_send_status)te->target;
         return PARLEY_OK;
     }
-    /* The depths read with the recipients hold for this send only (it may insert). */
-    bool depth_fresh = te->depth_fresh;
-    te->depth_fresh = false;
+    /* The depths read with the recipients, plus every row this connection changed since
+     * (more than the envelopes it inserted, into any queue): a bound that lets a send far
+     * from max_queue pass without a query per copy; near it, the depth is read. */
+    int64_t since = sqlite3_total_changes64(c->db) - te->depth_changes;
 
     idx = snd->n_copies <= MATCH_LOCAL ? idx_local : calloc(snd->n_copies, sizeof *idx);
     if (!idx)
@@ -580,12 +625,13 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         goto out;
 
     for (size_t i = 0; i < snd->n_copies; i++) {
-        int64_t depth = 0;
+        int64_t depth = te->depth[idx[i]] + since;
         const char *dev = snd->copies[i].device_id;
-        if (depth_fresh)
-            depth = te->depth[idx[i]];
-        else if ((err = device_int(c, ST_Q_DEPTH, dev, &depth)) != PARLEY_OK)
-            goto out;
+        if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue) {
+            depth = 0; /* no row: an empty queue */
+            if ((err = device_int(c, ST_Q_DEPTH, dev, &depth)) != PARLEY_OK)
+                goto out;
+        }
         /* Full, or a count left high by a deleter (erasure recounts, but be sure): count
          * the rows before refusing, and keep the exact number. */
         if (depth >= 0 && (uint64_t)depth >= (uint64_t)snd->max_queue &&
@@ -868,7 +914,7 @@ static struct store_envelope *env_push(struct env_vec *a)
     return e;
 }
 
-/* Read a ST_Q_FETCH row into e (allocating its body). */
+/* Read a ST_Q_FETCH row into e (allocating its body); sender_username is left "". */
 static enum parley_err env_read(sqlite3_stmt *st, struct store_envelope *e)
 {
     e->id = (uint64_t)sqlite3_column_int64(st, 0);
@@ -877,25 +923,42 @@ static enum parley_err env_read(sqlite3_stmt *st, struct store_envelope *e)
     if (!sq_col_text(st, 2, e->device_id, sizeof e->device_id) ||
         !sq_col_text(st, 3, e->user_id, sizeof e->user_id) ||
         !sq_col_text(st, 4, e->sender_user, sizeof e->sender_user) ||
-        !sq_col_text(st, 5, e->sender_username, sizeof e->sender_username) ||
-        !sq_col_text(st, 6, e->sender_device, sizeof e->sender_device) ||
-        !sq_col_blob(st, 7, e->client_msg_id, sizeof e->client_msg_id) ||
-        !sq_col_text(st, 8, e->group_id, sizeof e->group_id) ||
-        !sq_col_text(st, 9, e->peer_user, sizeof e->peer_user))
+        !sq_col_text(st, 5, e->sender_device, sizeof e->sender_device) ||
+        !sq_col_blob(st, 6, e->client_msg_id, sizeof e->client_msg_id) ||
+        !sq_col_text(st, 7, e->group_id, sizeof e->group_id) ||
+        !sq_col_text(st, 8, e->peer_user, sizeof e->peer_user))
         return PARLEY_ERR_STORE;
-    int64_t pd = sqlite3_column_int64(st, 10);
+    int64_t pd = sqlite3_column_int64(st, 9);
     e->peer_devices = pd < 0 || pd > UINT32_MAX ? 0 : (uint32_t)pd;
-    e->created_at_ms = sqlite3_column_int64(st, 11);
-    e->expires_at = sqlite3_column_int64(st, 12);
-    if (sqlite3_column_type(st, 13) != SQLITE_NULL) {
-        const void *b = sqlite3_column_blob(st, 13);
-        size_t len = (size_t)sqlite3_column_bytes(st, 13);
+    e->created_at_ms = sqlite3_column_int64(st, 10);
+    e->expires_at = sqlite3_column_int64(st, 11);
+    if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+        const void *b = sqlite3_column_blob(st, 12);
+        size_t len = (size_t)sqlite3_column_bytes(st, 12);
         e->body = malloc(len ? len : 1);
         if (!e->body)
             return PARLEY_ERR_NOMEM;
         if (len)
             memcpy(e->body, b, len);
         e->body_len = len;
+    }
+    return PARLEY_OK;
+}
+
+/* Fill in the senders' usernames ("" for an account gone), one lookup per run of rows
+ * from the same sender: a backlog mostly comes in runs. */
+static enum parley_err fetch_names(struct sq_conn *c, struct store_envelope *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i && strcmp(v[i].sender_user, v[i - 1].sender_user) == 0) {
+            memcpy(v[i].sender_username, v[i - 1].sender_username, sizeof v[i].sender_username);
+            continue;
+        }
+        bool found = false;
+        enum parley_err err = username_of(c, v[i].sender_user, v[i].sender_username,
+                                          sizeof v[i].sender_username, &found);
+        if (err)
+            return err;
     }
     return PARLEY_OK;
 }
@@ -939,6 +1002,8 @@ enum parley_err sq_queue_fetch(struct store *s, const char *device_id, uint64_t 
     if (!err && rc != SQLITE_DONE)
         err = sq_err(c, rc, "queue_fetch");
     sq_stmt_done(st);
+    if (!err)
+        err = fetch_names(c, a.v, a.n);
 out:
     sq_conn_put(sq(s), c);
     if (err) {
