@@ -92,6 +92,9 @@ static const struct cfg_entry table[] = {
     {"sqlite_mmap_mib", CFG_UINT, F(sqlite_mmap_mib), W_U32, 0, 65536, "256", 0,
      "SQLite reads up to this many MiB of the database through a memory map instead of "
      "read() calls (0: never; see docs/operations.md)."},
+    {"queue_seal", CFG_STR, F(queue_seal), W_NONE, 0, 0, "auto", 0,
+     "Cipher sealing queued messages at rest: auto (AES-256-GCM where the CPU has AES-NI, "
+     "else XChaCha20-Poly1305) or xchacha20 (portable: see docs/operations.md)."},
     {"log_level", CFG_STR, F(log_level), W_NONE, 0, 0, "info", 0,
      "debug, info, warn or error."},
     {"web_root", CFG_STR, F(web_root), W_NONE, 0, 0, "", 0,
@@ -308,6 +311,10 @@ static bool derive(struct config *cfg, FILE *err)
     if (log_level_valid(cfg->log_level) == false) {
         fprintf(err, "log_level: expected debug, info, warn or error, got \"%s\"\n",
                 cfg->log_level);
+        return false;
+    }
+    if (strcmp(cfg->queue_seal, "auto") != 0 && strcmp(cfg->queue_seal, "xchacha20") != 0) {
+        fprintf(err, "queue_seal: expected auto or xchacha20, got \"%s\"\n", cfg->queue_seal);
         return false;
     }
     if ((cfg->tls_cert[0] != 0) != (cfg->tls_key[0] != 0)) {

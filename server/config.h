@@ -52,6 +52,7 @@ struct config {
     uint32_t sqlite_mmap_mib;           /* SQLite reads the database through mmap, up to this */
     /* operations */
     char log_level[CONFIG_STR_MAX];
+    char queue_seal[CONFIG_STR_MAX];    /* "auto" or "xchacha20" (seal.h) */
     char web_root[CONFIG_STR_MAX];      /* static web client; "" = built-in default */
     int64_t clock_offset_s;             /* tests only: shift the wall clock */
     uint32_t shutdown_grace_ms;

@@ -122,19 +122,20 @@ static void fetch_work(uv_work_t *w)
         if (e->id > f->last_id)
             f->last_id = e->id;
         if (e->kind == STORE_ENV_MESSAGE) {
-            if (e->body_len < SEAL_OVERHEAD)
+            if (e->body_len < SEAL_MIN_OVERHEAD)
                 continue;
-            size_t ct_len = e->body_len - SEAL_OVERHEAD;
-            if (ct_len > ct_cap || !ct) {
+            /* seal_open's output never exceeds body_len, whatever the seal version. */
+            if (e->body_len > ct_cap || !ct) {
                 free(ct);
-                ct_cap = ct_len > 4096 ? ct_len : 4096;
+                ct_cap = e->body_len > 4096 ? e->body_len : 4096;
                 if (!(ct = malloc(ct_cap))) {
                     f->err = PARLEY_ERR_NOMEM;
                     break;
                 }
             }
+            size_t ct_len = 0;
             if (seal_open(c->st->key, e->device_id, e->sender_device, e->client_msg_id, e->body,
-                          e->body_len, ct) != PARLEY_OK) {
+                          e->body_len, ct, &ct_len) != PARLEY_OK) {
                 /* Altered or sealed under another key: undeliverable, left to expire. */
                 log_event(LOG_WARN, "envelope_unseal_failed", NULL);
                 continue;

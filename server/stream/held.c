@@ -329,12 +329,12 @@ static enum parley_err fetched_envelope(const struct held *h, const struct held_
     const struct writer_copy *cp = &j->copies[hc->k];
     envelope_fields(hc, e);
     memcpy(e->sender_username, j->c->username, sizeof e->sender_username);
-    e->body_len = cp->ct_len + SEAL_OVERHEAD;
-    e->body = malloc(e->body_len);
+    e->body_len = 0;
+    e->body = malloc(cp->ct_len + SEAL_OVERHEAD);
     if (!e->body)
         return PARLEY_ERR_NOMEM;
     enum parley_err err = seal_envelope(h->key, cp->device_id, j->c->device_id, j->msgid, cp->ct,
-                                        cp->ct_len, e->body);
+                                        cp->ct_len, e->body, &e->body_len);
     if (err) {
         free(e->body);
         e->body = NULL;

@@ -606,7 +606,9 @@ enum parley_err stream_new(struct app *app, struct stream **out)
     if (!st)
         return PARLEY_ERR_NOMEM;
     st->app = app;
-    if ((rc = seal_key_new(app->master_key, &st->key)))
+    if ((rc = strcmp(app->cfg->queue_seal, "xchacha20") == 0
+                  ? seal_key_new_version(app->master_key, SEAL_V1, &st->key)
+                  : seal_key_new(app->master_key, &st->key)))
         goto fail;
     if ((rc = hub_new(&st->hub)))
         goto fail;

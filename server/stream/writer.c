@@ -441,14 +441,15 @@ static enum parley_err seal_copy(struct writer *w, struct writer_job *j, size_t 
     uint8_t *sealed = malloc(cp->ct_len + SEAL_OVERHEAD);
     if (!sealed)
         return PARLEY_ERR_NOMEM;
+    size_t sealed_len = 0;
     enum parley_err err = seal_envelope(w->st->key, cp->device_id, j->c->device_id, j->msgid,
-                                        cp->ct, cp->ct_len, sealed);
+                                        cp->ct, cp->ct_len, sealed, &sealed_len);
     if (err) {
         free(sealed);
         return err;
     }
     cp->sealed = sealed;
-    cp->sealed_len = cp->ct_len + SEAL_OVERHEAD;
+    cp->sealed_len = sealed_len;
     return PARLEY_OK;
 }
 

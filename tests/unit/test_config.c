@@ -68,6 +68,11 @@ static void flags_and_bounds(void **state)
     memset(err, 0, sizeof err);
     assert_int_equal(load(&cfg, err, sizeof err, 3, "--session-ttl", "9999999999999999999d"),
                      PARLEY_ERR_INVAL);
+    memset(err, 0, sizeof err);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--queue-seal", "aes"), PARLEY_ERR_INVAL);
+    assert_non_null(strstr(err, "queue_seal: expected auto or xchacha20"));
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--queue-seal", "xchacha20"), PARLEY_OK);
+    assert_string_equal(cfg.queue_seal, "xchacha20");
 }
 
 static void file_env_flag_precedence(void **state)
