@@ -36,6 +36,10 @@
 #define CHECKPOINT_WAIT_MS 200
 
 #define RCPT_DEPTH "coalesce((SELECT n FROM queue_depth q WHERE q.device_id = d.id), 0)"
+/* A recipient device with a key bundle, its user and its queue depth (ST_Q_RCPT_*). */
+#define RCPT_KEYED_DEVICES                                                                         \
+    "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "                                       \
+    "JOIN device_keys k ON k.device_id = d.id "
 
 #define ENV_COLS                                                                                   \
     "device_id, user_id, kind, sender_user, sender_device, client_msg_id, group_id, peer_user, "   \
@@ -64,13 +68,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
                           "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
     /* The third column, each recipient's queue depth, spares the first send of a batch to
-     * this target one ST_Q_DEPTH statement per copy (issue #5). Sorted by recipients():
-     * an ORDER BY built a temporary b-tree per query, a third of its cost. */
-    [ST_Q_RCPT_DIRECT] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "
-                         "JOIN device_keys k ON k.device_id = d.id "
-                         "WHERE d.user_id = ?1 AND d.id <> ?3 "
-                         "UNION ALL SELECT d.id, d.user_id, " RCPT_DEPTH " FROM devices d "
-                         "JOIN device_keys k ON k.device_id = d.id "
+     * this target one ST_Q_DEPTH statement per copy (issue #5). Sorted by recipients(), and
+     * two lookups instead of IN (?1, ?2): the ORDER BY and the IN list each built a
+     * temporary b-tree per query (together half its cost). */
+    [ST_Q_RCPT_DIRECT] = RCPT_KEYED_DEVICES "WHERE d.user_id = ?1 AND d.id <> ?3 "
+                         "UNION ALL " RCPT_KEYED_DEVICES
                          "WHERE d.user_id = ?2 AND ?2 <> ?1 AND d.id <> ?3",
     [ST_Q_RCPT_GROUP] = "SELECT d.id, d.user_id, " RCPT_DEPTH " FROM group_members m "
                         "JOIN devices d ON d.user_id = m.user_id "
@@ -169,9 +171,6 @@ static enum parley_err username_of(struct sq_conn *c, const char *user_id, char 
     return err;
 }
 
-/* The keyed devices of to_user and of user_b (may equal to_user) minus except_device
- * (id = ST_Q_RCPT_DIRECT), or of every member of a group minus except_device
- * (ST_Q_RCPT_GROUP: a = group id, b = NULL), sorted by device id. */
 /* A recipient with its queue depth, for sorting the two arrays together. */
 struct rcpt_depth {
     struct store_user_device ud;
@@ -209,6 +208,9 @@ static enum parley_err sort_recipients(struct ud_vec *rcpt, int64_t *depth)
     return PARLEY_OK;
 }
 
+/* The keyed devices of to_user and of user_b (may equal to_user) minus except_device
+ * (id = ST_Q_RCPT_DIRECT), or of every member of a group minus except_device
+ * (ST_Q_RCPT_GROUP: a = group id, b = NULL), sorted by device id. */
 /* depth: when not NULL, (*depth)[k] gets rcpt k's queue depth ((*depth) grown with out). */
 static enum parley_err recipients(struct sq_conn *c, enum sq_stmt_id id, const char *a,
                                   const char *b, const char *except_device, struct ud_vec *out,

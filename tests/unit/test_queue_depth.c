@@ -113,12 +113,50 @@ static void test_full_queue_recounts_before_refusing(void **state)
     assert_int_equal(raw_int(f->path, "SELECT n FROM queue_depth"), 4);
 }
 
+/* In one batch a send's depth check uses the depth read with its recipients plus the
+ * rows changed since: a bound. Where the bound reaches max_queue but the queue does not
+ * (rows went to another queue), the depth is read and the send passes; a queue that
+ * really fills within the batch refuses the send that would overfill it. */
+static void test_batch_depth_bound_reads_near_the_limit(void **state)
+{
+    struct fx *f = *state;
+    char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
+    char a1[STORE_ID_LEN + 1], b1[STORE_ID_LEN + 1], c1[STORE_ID_LEN + 1];
+    new_user(f->s, "alice", a);
+    new_user(f->s, "bob", b);
+    new_user(f->s, "carol", c);
+    keyed_device(f->s, a, NOW, a1);
+    keyed_device(f->s, b, NOW, b1);
+    keyed_device(f->s, c, NOW, c1);
+    /* to bob, carol, carol, then bob three more times; max_queue 3 */
+    const char *to[6] = {b, c, c, b, b, b};
+    const char *dev[6] = {b1, c1, c1, b1, b1, b1};
+    struct store_queue_op op[6];
+    struct send_buf buf[6];
+    for (int i = 0; i < 6; i++) {
+        make_send(&op[i], &buf[i], a, a1, to[i], NULL, (devlist)dev[i], 1, (uint8_t)(70 + i));
+        op[i].u.send.max_queue = 3;
+    }
+    assert_int_equal(store_queue_apply(f->s, op, 6, NOW), PARLEY_OK);
+    /* op 3: bob's bound is 1 + four rows changed since (two envelopes, two remembered
+     * ids) >= 3, yet his queue holds one: read, and accepted. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(op[i].u.send.status, STORE_SEND_OK);
+    assert_int_equal(op[5].u.send.status, STORE_SEND_QUEUE_FULL); /* the fourth for bob */
+    for (int i = 0; i < 6; i++)
+        store_queue_op_cleanup(&op[i]);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM envelopes"), 5);
+    assert_depth_exact(f->path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_depth_follows_acks_purge_and_erasure, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_recounts_before_refusing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_depth_bound_reads_near_the_limit, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
