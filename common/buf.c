@@ -106,6 +106,15 @@ void buf_consume(struct buf *b, size_t n)
     b->data[b->len] = 0;
 }
 
+void buf_move_memory(struct buf *dst, struct buf *src)
+{
+    dst->data = src->data;
+    dst->cap = src->cap;
+    buf_reset(dst);
+    src->data = NULL;
+    src->len = src->cap = 0;
+}
+
 uint8_t *buf_steal(struct buf *b, size_t *len)
 {
     uint8_t *p = b->data;

@@ -37,6 +37,9 @@ PARLEY_WUR enum parley_err buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Drop the first n bytes (n <= len), moving the rest to the front. */
 void buf_consume(struct buf *b, size_t n);
+/* Give src's memory to dst, which has none: dst keeps its max and is empty, src is
+ * left empty with no memory. For reusing an allocation rather than freeing it. */
+void buf_move_memory(struct buf *dst, struct buf *src);
 /* Hand the memory to the caller (free with free()); the buffer is left empty. */
 uint8_t *buf_steal(struct buf *b, size_t *len);
 /* The contents as a C string ("" when empty). Valid until the next change. */

@@ -55,7 +55,7 @@ static const struct {
 struct conn_write {
     uv_write_t req; /* req.data == the connection */
     uint8_t *data;  /* the bytes taken from c->out, freed when the write completes */
-    size_t len;
+    size_t len;     /* how many of them the socket has not taken yet */
 };
 
 static const struct http_limits *limits_of(const struct http_conn *c)
@@ -174,6 +174,15 @@ void http_conn_mark_dirty(struct http_conn *c)
     l->dirty = c;
 }
 
+struct buf *http_conn_output(struct http_conn *c)
+{
+    struct buf *b = c->tls ? &c->pout : &c->out;
+    struct http_loop *l = c->loop;
+    if (!b->data && l->n_out_spare)
+        buf_move_memory(b, &l->out_spare[--l->n_out_spare]);
+    return b;
+}
+
 enum parley_err http_conn_queue(struct http_conn *c, const void *p, size_t n)
 {
     if (c->closing || c->reaped)
@@ -183,8 +192,7 @@ enum parley_err http_conn_queue(struct http_conn *c, const void *p, size_t n)
         http_conn_close(c);
         return PARLEY_ERR_LIMIT;
     }
-    struct buf *b = c->tls ? &c->pout : &c->out;
-    enum parley_err rc = buf_append(b, p, n);
+    enum parley_err rc = buf_append(http_conn_output(c), p, n);
     if (rc) {
         http_conn_close(c);
         return rc;
@@ -972,6 +980,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     conn_input(c, (const uint8_t *)b->base, (size_t)nread);
 }
 
+/* The output queue emptied: input held back while it was long can be parsed again. */
+static void output_drained(struct http_conn *c)
+{
+    if (c->in.len && (c->upgraded || !c->h.active)) {
+        c->need_resume = true;
+        http_conn_mark_dirty(c);
+    }
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct http_conn *c = w->data;
@@ -987,8 +1004,7 @@ static void on_write(uv_write_t *w, int status)
     }
     if (c->out.len || c->pout.len || c->close_after_flush || c->in.len)
         http_conn_mark_dirty(c);
-    if (c->in.len && (c->upgraded || !c->h.active))
-        c->need_resume = true;
+    output_drained(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -1029,13 +1045,64 @@ static void start_linger(struct http_conn *c)
     }
 }
 
+/* An output buffer (out, or pout under TLS) was consumed in full: its memory joins the
+ * loop's spares, for the next connections to queue into (http_conn_output), unless
+ * there are enough of them or it grew large. This spares the write path a malloc and
+ * its reallocs per flush without an idle connection keeping a buffer. */
+static void out_release(struct http_conn *c, struct buf *b)
+{
+    struct http_loop *l = c->loop;
+    if (l->n_out_spare < HTTP_OUT_SPARES && b->cap <= HTTP_OUT_SPARE_MAX)
+        buf_move_memory(&l->out_spare[l->n_out_spare++], b);
+    else
+        buf_cleanup(b);
+}
+
+/* Write c->out straight away; only what the socket does not take goes through a
+ * uv_write. A write that completes here costs no request, no callback and no epoll
+ * change (libuv re-arms the descriptor after every queued write it completes).
+ * True when the connection was closed or a write is in flight. */
+static bool send_out(struct http_conn *c)
+{
+    uv_buf_t ub = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        http_conn_close(c);
+        return true;
+    }
+    if ((size_t)n == c->out.len) {
+        out_release(c, &c->out);
+        output_drained(c);
+        return false;
+    }
+    struct conn_write *cw = malloc(sizeof *cw);
+    if (!cw) {
+        http_conn_close(c);
+        return true;
+    }
+    cw->data = buf_steal(&c->out, &cw->len);
+    cw->req.data = c;
+    cw->len -= (size_t)n;
+    ub = uv_buf_init((char *)cw->data + n, (unsigned)cw->len);
+    if (uv_write(&cw->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write)) {
+        free(cw->data);
+        free(cw);
+        http_conn_close(c);
+        return true;
+    }
+    c->w = cw;
+    return true;
+}
+
 static void conn_flush(struct http_conn *c)
 {
     if (c->w || c->closing)
         return;
     if (c->tls && c->pout.len) {
         enum parley_err rc = tls_conn_write(c->tls, c->pout.data, c->pout.len);
-        buf_cleanup(&c->pout);
+        out_release(c, &c->pout);
         if (rc) {
             http_conn_close(c);
             return;
@@ -1050,23 +1117,8 @@ static void conn_flush(struct http_conn *c)
                     /* capture full: the caller only looks at what fits */
                 }
             buf_cleanup(&c->out);
-        } else {
-            struct conn_write *cw = malloc(sizeof *cw);
-            if (!cw) {
-                http_conn_close(c);
-                return;
-            }
-            cw->data = buf_steal(&c->out, &cw->len);
-            cw->req.data = c;
-            uv_buf_t ub = uv_buf_init((char *)cw->data, (unsigned)cw->len);
-            if (uv_write(&cw->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write)) {
-                free(cw->data);
-                free(cw);
-                http_conn_close(c);
-                return;
-            }
-            c->w = cw;
-            return;
+        } else if (send_out(c)) {
+            return; /* closed, or the rest is in flight */
         }
     }
     if (c->close_after_flush && !c->lingering)

@@ -37,6 +37,8 @@
 #include "tls_server.h"
 
 #define HTTP_READ_BUF_SIZE (64 * 1024)  /* per-loop read buffer (shared by connections) */
+#define HTTP_OUT_SPARES 32              /* written output buffers kept for reuse ... */
+#define HTTP_OUT_SPARE_MAX (64 * 1024)  /* ... unless larger than this */
 #define HTTP_TLS_BUF_SIZE (16 * 1024)   /* per-loop TLS plaintext scratch */
 #define HTTP_IN_HIGH (64 * 1024)        /* stop reading when this much input is queued */
 #define WS_RX_POOL_MAX 64               /* idle WebSocket receive states kept per loop */
@@ -99,6 +101,8 @@ struct http_loop {
     size_t n_reqs;
     uint32_t sweep_ms;
     uint8_t *rbuf;                /* HTTP_READ_BUF_SIZE */
+    struct buf out_spare[HTTP_OUT_SPARES]; /* memory of outputs written in full (http_conn.c) */
+    unsigned n_out_spare;
     uint8_t *tbuf;                /* HTTP_TLS_BUF_SIZE */
     /* WebSocket (ws_server.c). Frames are sent through one wslay context (they go out
      * whole, so it is idle between calls; its callback appends to ws_tx_conn's output)
@@ -202,6 +206,9 @@ void http_loop_sweep(struct http_loop *l);
 /* Graceful stop began on l / grace expired: close what can be closed. */
 void http_loop_stop_conns(struct http_loop *l, bool force);
 void http_conn_mark_dirty(struct http_conn *c);
+/* The buffer application bytes (plaintext) for c are appended to: out, or pout under
+ * TLS; given the loop's spare memory when it has none. */
+struct buf *http_conn_output(struct http_conn *c);
 /* Queue application bytes (plaintext) for c. PARLEY_ERR_LIMIT past max_output_queue
  * (c is then closed), PARLEY_ERR_CLOSED when c is closing. */
 PARLEY_WUR enum parley_err http_conn_queue(struct http_conn *c, const void *p, size_t n);

@@ -204,6 +204,8 @@ nomem:
     free(l->rbuf);
     free(l->tbuf);
     l->rbuf = l->tbuf = NULL;
+    while (l->n_out_spare)
+        buf_cleanup(&l->out_spare[--l->n_out_spare]);
     return PARLEY_ERR_NOMEM;
 }
 
@@ -296,6 +298,8 @@ void http_loop_cleanup(struct http_loop *l)
     free(l->rbuf);
     free(l->tbuf);
     l->rbuf = l->tbuf = NULL;
+    while (l->n_out_spare)
+        buf_cleanup(&l->out_spare[--l->n_out_spare]);
     l->uv_ready = false;
 }
 

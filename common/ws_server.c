@@ -60,8 +60,7 @@ static ssize_t tx_send(const uint8_t *data, size_t len, int flags, void *user)
     struct http_conn *c = l->ws_tx_conn;
     if (!c)
         return -1;
-    struct buf *b = c->tls ? &c->pout : &c->out;
-    if (buf_append(b, data, len))
+    if (buf_append(http_conn_output(c), data, len))
         return -1;
     return (ssize_t)len;
 }
