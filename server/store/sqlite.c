@@ -583,7 +583,9 @@ static void sq_close(struct store *base)
     if (s->sync_inited) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->seen_mu);
     }
+    seen_filter_free(&s->seen);
     free(s);
 }
 
@@ -884,6 +886,12 @@ enum parley_err store_open_sqlite(const char *path, struct store **out)
         return PARLEY_ERR_NOMEM;
     }
     if (pthread_cond_init(&s->cv, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return PARLEY_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&s->seen_mu, NULL) != 0) {
+        pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
         free(s);
         return PARLEY_ERR_NOMEM;

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seen_filter.h"
 #include "store.h"
 
 #define SQ_POOL_SIZE 8
@@ -91,6 +92,8 @@ enum sq_stmt_id {
     ST_Q_SENDER_OK,
     ST_Q_SEEN_GET,
     ST_Q_SEEN_PUT,
+    ST_Q_SEEN_COUNT,
+    ST_Q_SEEN_ALL,
     ST_Q_GROUP_MEMBER,
     ST_Q_RCPT_DIRECT,
     ST_Q_RCPT_GROUP,
@@ -146,6 +149,11 @@ struct sq_store {
     pthread_cond_t cv;
     bool sync_inited;
     bool ids_gapped; /* queue: envelope ids skipped ahead once per process (sqlite_queue.c) */
+    /* Queue: the remembered message ids (sent_msg_ids) as a filter, built by the first
+     * batch with sends and rebuilt by a purge once full (sqlite_queue.c). */
+    pthread_mutex_t seen_mu; /* held by a whole batch, and by a rebuild */
+    struct seen_filter seen;
+    bool seen_ready;         /* built (or tried) once */
     struct sq_conn conns[SQ_POOL_SIZE];
     bool busy[SQ_POOL_SIZE];
     struct keystore *ks; /* NULL: profile fields in plaintext (tests of other parts) */

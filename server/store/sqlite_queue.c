@@ -65,6 +65,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                       "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1) "
                       "ON CONFLICT (sender_device, client_msg_id) "
                       "DO UPDATE SET expires_at = excluded.expires_at",
+    [ST_Q_SEEN_COUNT] = "SELECT count(*) FROM sent_msg_ids",
+    [ST_Q_SEEN_ALL] = "SELECT sender_device, client_msg_id FROM sent_msg_ids",
     [ST_Q_GROUP_MEMBER] = "SELECT (SELECT 1 FROM chat_groups WHERE id = ?1), "
                           "(SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2)",
     /* The third column, each recipient's queue depth, spares the first send of a batch to
@@ -547,7 +549,45 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
 }
 
 /* Remember (sender_device, msgid) until expires_at: a resend is then DUPLICATE. */
-static enum parley_err remember_id(struct sq_conn *c, const char *sender_device,
+/* Fill s->seen from sent_msg_ids, sized for twice the rows (caller holds seen_mu). On
+ * failure the filter is left empty, which answers "maybe": every send then looks its
+ * id up, as it would without a filter. */
+static void seen_build(struct sq_store *s, struct sq_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    int64_t rows = 0;
+    s->seen_ready = true;
+    seen_filter_free(&s->seen);
+    if (stmt(c, ST_Q_SEEN_COUNT, &st) != PARLEY_OK ||
+        sq_query_int(c, st, SQLITE_OK, &found, &rows, "queue_seen") != PARLEY_OK ||
+        seen_filter_init(&s->seen, rows > 0 ? (size_t)rows * 2 : 0) != PARLEY_OK ||
+        stmt(c, ST_Q_SEEN_ALL, &st) != PARLEY_OK)
+        goto fail;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *dev = (const char *)sqlite3_column_text(st, 0);
+        const void *id = sqlite3_column_blob(st, 1);
+        if (dev && id)
+            seen_filter_add(&s->seen, seen_filter_hash(&s->seen, dev, id,
+                                                       (size_t)sqlite3_column_bytes(st, 1)));
+    }
+    sq_stmt_done(st);
+    if (rc == SQLITE_DONE)
+        return;
+    (void)sq_err(c, rc, "queue_seen");
+fail:
+    seen_filter_free(&s->seen);
+}
+
+static uint64_t seen_hash(const struct seen_filter *f, const char *sender_device,
+                          const uint8_t msgid[STORE_MSGID_BYTES])
+{
+    return seen_filter_hash(f, sender_device, msgid, STORE_MSGID_BYTES);
+}
+
+static enum parley_err remember_id(struct sq_conn *c, struct seen_filter *seen,
+                                   const char *sender_device,
                                    const uint8_t msgid[STORE_MSGID_BYTES], int64_t expires_at)
 {
     sqlite3_stmt *st = NULL;
@@ -559,7 +599,31 @@ static enum parley_err remember_id(struct sq_conn *c, const char *sender_device,
         rc = sqlite3_bind_blob(st, 2, msgid, STORE_MSGID_BYTES, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 3, expires_at);
-    return sq_exec(c, st, rc, "queue_send");
+    err = sq_exec(c, st, rc, "queue_send");
+    /* Added even if the batch rolls back: an extra key is only a needless lookup. */
+    if (!err)
+        seen_filter_add(seen, seen_hash(seen, sender_device, msgid));
+    return err;
+}
+
+/* Whether (sender_device, msgid) is remembered and not expired: the filter rules out
+ * nearly every new id without a query. */
+static enum parley_err seen_get(struct sq_conn *c, const struct seen_filter *seen,
+                                const struct store_queue_send *snd, int64_t now, bool *found)
+{
+    *found = false;
+    if (!seen_filter_maybe(seen, seen_hash(seen, snd->sender_device, snd->client_msg_id)))
+        return PARLEY_OK;
+    sqlite3_stmt *st = NULL;
+    enum parley_err err = stmt(c, ST_Q_SEEN_GET, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text_ref(st, 1, snd->sender_device);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, now);
+    return sq_query_int(c, st, rc, found, NULL, "queue_send");
 }
 
 /* One integer about a device (ST_Q_DEPTH, ST_Q_DEPTH_RECOUNT: ?1 is the device) into *v,
@@ -578,12 +642,11 @@ static enum parley_err device_int(struct sq_conn *c, enum sq_stmt_id sid, const 
 /* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
  * send gets the id *next_id (then incremented); held copies are not written. Returns an
  * error only for a database failure (the whole batch then fails). */
-static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_queue_send *snd,
-                                              int64_t now, struct target_entry *te,
-                                              uint64_t *next_id)
+static enum parley_err send_checks_and_insert(struct sq_conn *c, struct seen_filter *seen,
+                                              struct store_queue_send *snd, int64_t now,
+                                              struct target_entry *te, uint64_t *next_id)
 {
     bool found = false;
-    sqlite3_stmt *st = NULL;
     size_t idx_local[MATCH_LOCAL], *idx = NULL;
     struct store_envelope e;
     enum parley_err err = PARLEY_OK;
@@ -599,15 +662,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
         return PARLEY_OK;
     }
 
-    err = stmt(c, ST_Q_SEEN_GET, &st);
-    if (err)
-        return err;
-    int rc = sq_bind_text_ref(st, 1, snd->sender_device);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_blob(st, 2, snd->client_msg_id, STORE_MSGID_BYTES, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, now);
-    err = sq_query_int(c, st, rc, &found, NULL, "queue_send");
+    err = seen_get(c, seen, snd, now, &found);
     if (err)
         return err;
     if (found) {
@@ -685,7 +740,7 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct store_qu
     for (size_t i = 0; i < snd->n_copies; i++)
         written |= !snd->copies[i].hold;
     if (written)
-        err = remember_id(c, snd->sender_device, snd->client_msg_id, snd->expires_at);
+        err = remember_id(c, seen, snd->sender_device, snd->client_msg_id, snd->expires_at);
 out:
     if (idx != idx_local)
         free(idx);
@@ -693,10 +748,12 @@ out:
 }
 
 /* No savepoint: a refused send has written nothing (see the top of this file). */
-static enum parley_err apply_send(struct sq_conn *c, struct store_queue_send *snd, int64_t now,
+static enum parley_err apply_send(struct sq_conn *c, struct seen_filter *seen,
+                                  struct store_queue_send *snd, int64_t now,
                                   struct target_cache *tc, uint64_t *next_id)
 {
-    enum parley_err err = send_checks_and_insert(c, snd, now, cache_entry(tc, snd), next_id);
+    enum parley_err err =
+        send_checks_and_insert(c, seen, snd, now, cache_entry(tc, snd), next_id);
     if (err)
         return err; /* the caller rolls the whole transaction back */
     if (snd->status != STORE_SEND_OK) {
@@ -779,7 +836,8 @@ static enum parley_err apply_ack(struct sq_conn *c, struct store_queue_ack *ack)
 }
 
 /* A held copy written late, under its id; skipped when its device is gone. */
-static enum parley_err apply_put(struct sq_conn *c, struct store_queue_put *put)
+static enum parley_err apply_put(struct sq_conn *c, struct seen_filter *seen,
+                                 struct store_queue_put *put)
 {
     uint64_t id = 0;
     const struct store_envelope *e = put->env;
@@ -787,7 +845,7 @@ static enum parley_err apply_put(struct sq_conn *c, struct store_queue_put *put)
     if (!err)
         put->stored = sqlite3_changes(c->db) > 0;
     if (!err && put->stored)
-        err = remember_id(c, e->sender_device, e->client_msg_id, e->expires_at);
+        err = remember_id(c, seen, e->sender_device, e->client_msg_id, e->expires_at);
     return err;
 }
 
@@ -870,26 +928,30 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
     bool gap = n_sends && !sq(s)->ids_gapped;
     bool durable = gap || batch_writes_envelopes(ops, n);
     enum parley_err err = cache_init(&tc, n_sends);
+    pthread_mutex_lock(&sq(s)->seen_mu);
     if (!err && !durable)
         err = sq_set_synchronous(c, false);
     if (!err)
         err = sq_begin(c);
     if (!err && n_sends)
         err = last_given_id(c, &last);
+    if (!err && n_sends && !sq(s)->seen_ready)
+        seen_build(sq(s), c);
     if (gap)
         last += ID_RESTART_GAP;
     next = last + 1;
     for (size_t i = 0; !err && i < n; i++) {
         if (ops[i].kind == STORE_QOP_SEND)
-            err = apply_send(c, &ops[i].u.send, now, &tc, &next);
+            err = apply_send(c, &sq(s)->seen, &ops[i].u.send, now, &tc, &next);
         else if (ops[i].kind == STORE_QOP_ACK)
             err = apply_ack(c, &ops[i].u.ack);
         else
-            err = apply_put(c, &ops[i].u.put);
+            err = apply_put(c, &sq(s)->seen, &ops[i].u.put);
     }
     if (!err && (gap || next - 1 > last))
         err = record_given_id(c, next - 1);
     err = sq_end(c, err);
+    pthread_mutex_unlock(&sq(s)->seen_mu);
     /* The batch's outcome stands either way: a committed batch reported as failed would
      * be retried (its PUTs again). sq_set_synchronous has logged the failure. */
     if (!durable)
@@ -1211,6 +1273,12 @@ out:
         sqlite3_busy_timeout(c->db, CHECKPOINT_WAIT_MS);
         (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+        /* The purged ids are still in the filter: once it holds more keys than it was
+         * sized for, build it again from what is left. */
+        pthread_mutex_lock(&sq(s)->seen_mu);
+        if (sq(s)->seen_ready && (!sq(s)->seen.words || seen_filter_full(&sq(s)->seen)))
+            seen_build(sq(s), c);
+        pthread_mutex_unlock(&sq(s)->seen_mu);
     }
     sq_conn_put(sq(s), c);
     free(x);

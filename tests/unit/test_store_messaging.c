@@ -586,6 +586,49 @@ static void test_send_duplicate(void **state)
     assert_int_equal(qcount(f->s, w.b1), 3);
 }
 
+/* Remembered ids are known to a process that did not remember them (its filter of
+ * remembered ids is built from the table), and a purged id is no longer a duplicate. */
+static void test_send_duplicate_after_reopen_and_purge(void **state)
+{
+    struct fx *f = *state;
+    struct world w;
+    make_world(f->s, &w);
+    char d[3][STORE_ID_LEN + 1];
+    memcpy(d[0], w.b1, sizeof d[0]);
+    memcpy(d[1], w.b2, sizeof d[1]);
+    memcpy(d[2], w.a2, sizeof d[2]);
+    struct store_queue_op op;
+    struct send_buf buf;
+    for (uint8_t seed = 20; seed < 23; seed++) {
+        make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, seed);
+        op.u.send.expires_at = seed == 20 ? NOW + 1 : NOW + TTL;
+        assert_int_equal(send1(f->s, &op), STORE_SEND_OK);
+        store_queue_op_cleanup(&op);
+    }
+    store_close(f->s);
+    assert_int_equal(store_open_sqlite(f->path, &f->s), PARLEY_OK);
+    for (uint8_t seed = 20; seed < 23; seed++) {
+        make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, seed);
+        assert_int_equal(send1(f->s, &op), STORE_SEND_DUPLICATE);
+        store_queue_op_cleanup(&op);
+    }
+    struct store_envelope *notices = NULL;
+    size_t n_notices = 0, n_purged = 0;
+    assert_int_equal(store_queue_purge_expired(f->s, NOW + 2, 100, 60, &notices, &n_notices,
+                                               &n_purged),
+                     PARLEY_OK);
+    store_envelopes_free(notices, n_notices);
+    assert_int_equal(n_purged, 3);
+    make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, 20);
+    assert_int_equal(store_queue_apply(f->s, &op, 1, NOW + 2), PARLEY_OK);
+    assert_int_equal(op.u.send.status, STORE_SEND_OK);
+    store_queue_op_cleanup(&op);
+    make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, 21);
+    assert_int_equal(store_queue_apply(f->s, &op, 1, NOW + 2), PARLEY_OK);
+    assert_int_equal(op.u.send.status, STORE_SEND_DUPLICATE);
+    store_queue_op_cleanup(&op);
+}
+
 static void test_send_queue_full(void **state)
 {
     struct fx *f = *state;
@@ -1307,6 +1350,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_direct_ok_and_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_stale_lists_missing_and_extra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_duplicate_after_reopen_and_purge, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_send_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_send_and_not_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_statuses_are_independent, setup, teardown),

@@ -1,0 +1,102 @@
+/* seen_filter.c — blocked Bloom filter of remembered message ids; see seen_filter.h. */
+#include "seen_filter.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORDS_PER_BLOCK 8 /* 512 bits: one cache line */
+#define PROBES 4          /* bits per key, 9 bits of the hash each */
+
+enum parley_err seen_filter_init(struct seen_filter *f, size_t keys)
+{
+    memset(f, 0, sizeof *f);
+    if (keys < SEEN_FILTER_MIN_KEYS)
+        keys = SEEN_FILTER_MIN_KEYS;
+    if (keys > SEEN_FILTER_MAX_KEYS)
+        keys = SEEN_FILTER_MAX_KEYS;
+    size_t blocks = 1;
+    while (blocks * WORDS_PER_BLOCK * 64 < keys * SEEN_FILTER_BITS_PER_KEY)
+        blocks *= 2;
+    f->words = calloc(blocks * WORDS_PER_BLOCK, sizeof *f->words);
+    if (!f->words)
+        return PARLEY_ERR_NOMEM;
+    f->n_blocks = blocks;
+    f->capacity = keys;
+    randombytes_buf(f->seed, sizeof f->seed);
+    return PARLEY_OK;
+}
+
+void seen_filter_free(struct seen_filter *f)
+{
+    free(f->words);
+    memset(f, 0, sizeof *f);
+}
+
+bool seen_filter_full(const struct seen_filter *f)
+{
+    return f->n_keys > f->capacity;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v * 0x9E3779B97F4A7C15ull;
+    h = (h << 27 | h >> 37) * 0xBF58476D1CE4E5B9ull;
+    return h;
+}
+
+static uint64_t mix_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+    uint64_t v;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&v, p, 8);
+        h = mix(h, v);
+    }
+    v = 0;
+    memcpy(&v, p, n);
+    return mix(h, v ^ (uint64_t)n << 56);
+}
+
+/* Not a MAC: the seed keeps clients from choosing ids that share bits on purpose, and
+ * a collision only costs a database lookup. */
+uint64_t seen_filter_hash(const struct seen_filter *f, const char *device, const uint8_t *msgid,
+                          size_t msgid_len)
+{
+    uint64_t h = mix_bytes(f->seed[0], (const uint8_t *)device, strlen(device));
+    h = mix_bytes(h ^ f->seed[1], msgid, msgid_len);
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBull;
+    return h ^ h >> 29;
+}
+
+/* The block: the hash's low bits (at most 22 of them at the largest size); the bits
+ * in it: 4 x 9 bits from bit 28 up. */
+static uint64_t *block_of(const struct seen_filter *f, uint64_t h)
+{
+    return f->words + (h & (f->n_blocks - 1)) * WORDS_PER_BLOCK;
+}
+
+void seen_filter_add(struct seen_filter *f, uint64_t h)
+{
+    if (!f->words)
+        return;
+    uint64_t *b = block_of(f, h);
+    for (int i = 0; i < PROBES; i++) {
+        unsigned bit = (unsigned)(h >> (28 + 9 * i)) & 511u;
+        b[bit >> 6] |= 1ull << (bit & 63);
+    }
+    f->n_keys++;
+}
+
+bool seen_filter_maybe(const struct seen_filter *f, uint64_t h)
+{
+    if (!f->words)
+        return true;
+    const uint64_t *b = block_of(f, h);
+    for (int i = 0; i < PROBES; i++) {
+        unsigned bit = (unsigned)(h >> (28 + 9 * i)) & 511u;
+        if (!(b[bit >> 6] & 1ull << (bit & 63)))
+            return false;
+    }
+    return true;
+}
