@@ -32,6 +32,18 @@ struct jobq {
     size_t n;
 };
 
+/* Per-op memory of a batch, kept for the next one (writer thread): each array grows to
+ * the largest batch seen, and a batch zeroes only the part it uses. */
+struct batch_mem {
+    struct store_queue_op *ops;
+    struct store_copy *copies;   /* every send's copies, one send after another */
+    struct held_copy **hcs;      /* parallel to copies: holds allocated, not yet added */
+    struct sconn **conns;        /* parallel to copies: held copies' connections (refs) */
+    struct store_envelope *puts; /* per due copy */
+    size_t n, n_copies;          /* ops and copies of the batch */
+    size_t cap_ops, cap_copies, cap_hcs, cap_conns, cap_puts;
+};
+
 struct writer {
     struct stream *st;
     struct held *held;
@@ -45,6 +57,7 @@ struct writer {
     bool stopping;
     enum { W_BUSY, W_IDLE, W_GATHER } state; /* what the writer waits for (lock held) */
     size_t last_sends;                       /* sends in the previous batch */
+    struct batch_mem mem;                    /* writer thread */
 };
 
 /* Whether the gather may end: a full batch of sends, or (acks alone) enough ids. */
@@ -483,42 +496,69 @@ static enum parley_err build_send(struct writer *w, struct writer_job *j,
     return PARLEY_OK;
 }
 
-/* Per-op memory of one batch. */
-struct batch_mem {
-    struct store_queue_op *ops;
-    struct store_copy *copies;   /* every send's copies, one send after another */
-    struct held_copy **hcs;      /* parallel to copies: holds allocated, not yet added */
-    struct sconn **conns;        /* parallel to copies: held copies' connections (refs) */
-    size_t n_copies;
-    struct store_envelope *puts; /* per due copy */
-    size_t n;                    /* ops */
-};
+/* Grow *p to hold n elements of size bytes (contents not kept). */
+static bool mem_room(void **p, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < n)
+        c *= 2;
+    free(*p);
+    *cap = 0;
+    if (c > SIZE_MAX / size || !(*p = malloc(c * size)))
+        return false;
+    *cap = c;
+    return true;
+}
 
-static bool batch_mem_alloc(struct batch_mem *m, const struct batch *b)
+#define MEM_ROOM(p, cap, n) mem_room((void **)&(p), &(cap), (n), sizeof *(p))
+
+/* Size m for batch b and zero what it uses. */
+static bool batch_mem_prepare(struct batch_mem *m, const struct batch *b)
 {
     m->n = b->n_sends + b->n_acks + b->n_due;
+    m->n_copies = 0;
     for (const struct writer_job *j = b->sends; j; j = j->next)
         m->n_copies += j->n_copies;
-    m->ops = calloc(m->n ? m->n : 1, sizeof *m->ops);
-    m->copies = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->copies);
-    m->hcs = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->hcs);
-    m->conns = calloc(m->n_copies ? m->n_copies : 1, sizeof *m->conns);
-    m->puts = calloc(b->n_due ? b->n_due : 1, sizeof *m->puts);
-    return m->ops && m->copies && m->hcs && m->conns && m->puts;
+    if (!MEM_ROOM(m->ops, m->cap_ops, m->n) || !MEM_ROOM(m->copies, m->cap_copies, m->n_copies) ||
+        !MEM_ROOM(m->hcs, m->cap_hcs, m->n_copies) ||
+        !MEM_ROOM(m->conns, m->cap_conns, m->n_copies) ||
+        !MEM_ROOM(m->puts, m->cap_puts, b->n_due)) {
+        m->n_copies = 0; /* nothing to release */
+        return false;
+    }
+    if (m->n)
+        memset(m->ops, 0, m->n * sizeof *m->ops);
+    if (m->n_copies) {
+        memset(m->copies, 0, m->n_copies * sizeof *m->copies);
+        memset(m->hcs, 0, m->n_copies * sizeof *m->hcs);
+        memset(m->conns, 0, m->n_copies * sizeof *m->conns);
+    }
+    if (b->n_due)
+        memset(m->puts, 0, b->n_due * sizeof *m->puts);
+    return true;
+}
+
+/* What a batch left in m: holds not added, connection references. */
+static void batch_mem_release(struct batch_mem *m)
+{
+    for (size_t k = 0; k < m->n_copies; k++) {
+        held_copy_free(m->hcs[k]);
+        if (m->conns[k])
+            sconn_unref(m->conns[k]);
+    }
+    m->n = m->n_copies = 0;
 }
 
 static void batch_mem_free(struct batch_mem *m)
 {
-    for (size_t k = 0; m->hcs && k < m->n_copies; k++)
-        held_copy_free(m->hcs[k]);
-    for (size_t k = 0; m->conns && k < m->n_copies; k++)
-        if (m->conns[k])
-            sconn_unref(m->conns[k]);
-    free(m->conns);
     free(m->ops);
     free(m->copies);
     free(m->hcs);
+    free(m->conns);
     free(m->puts);
+    memset(m, 0, sizeof *m);
 }
 
 /* Steps 1-3: the ops of a batch, then one store call. */
@@ -562,13 +602,13 @@ static enum parley_err apply_batch(struct writer *w, struct batch *b, struct bat
 static void commit_batch(struct writer *w, struct batch *b)
 {
     struct stream *st = w->st;
-    struct batch_mem m = {0};
+    struct batch_mem *m = &w->mem;
     int64_t now = clock_now_s();
     uint64_t due_us = clock_mono_us() + (uint64_t)st->app->cfg->writeback_ms * 1000u;
     enum parley_err rc = PARLEY_ERR_NOMEM;
     b->n_due = held_due(w->held, clock_mono_us(), b->flush, b->due, WRITER_BATCH_MAX);
-    if (batch_mem_alloc(&m, b))
-        rc = apply_batch(w, b, &m, now);
+    if (batch_mem_prepare(m, b))
+        rc = apply_batch(w, b, m, now);
     if (rc) {
         log_event(LOG_ERROR, "queue_commit_failed", "error", parley_strerror(rc), NULL);
         for (struct writer_job *j = b->sends; j; j = j->next)
@@ -584,9 +624,9 @@ static void commit_batch(struct writer *w, struct batch *b)
         while (j) {
             struct writer_job *next = j->next;
             size_t n_copies = j->n_copies;
-            bool kept = finish_send(w, j, &m.ops[i].u.send, m.hcs + off, m.conns + off, due_us);
+            bool kept = finish_send(w, j, &m->ops[i].u.send, m->hcs + off, m->conns + off, due_us);
             off += n_copies;
-            store_queue_op_cleanup(&m.ops[i]);
+            store_queue_op_cleanup(&m->ops[i]);
             if (!kept)
                 writer_job_free(j);
             j = next;
@@ -594,13 +634,13 @@ static void commit_batch(struct writer *w, struct batch *b)
         }
         b->sends = NULL;
         for (j = b->acks; j; j = j->next, i++)
-            finish_ack(st, j, &m.ops[i].u.ack);
+            finish_ack(st, j, &m->ops[i].u.ack);
         for (size_t k = 0; k < b->n_due; k++) {
             atomic_fetch_add(&st->held_written, 1);
             send_kept(held_written(w->held, b->due[k]));
         }
     }
-    batch_mem_free(&m);
+    batch_mem_release(m);
     free_list(b->acks);
     b->acks = NULL;
 }
@@ -731,6 +771,7 @@ void writer_free(struct writer *w)
     if (!w)
         return;
     writer_stop(w);
+    batch_mem_free(&w->mem);
     held_free(w->held);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
