@@ -20,7 +20,7 @@
 #include "clock.h"
 
 #define STRIPES 16
-#define DIGEST_BYTES 16
+#define DIGEST_BYTES RATELIMIT_DIGEST_BYTES
 #define US 1000000ull
 #define NIL UINT32_MAX
 #define DEFAULT_MAX_KEYS 65536
@@ -149,14 +149,28 @@ static void evict(const struct ratelimit *rl, struct stripe *s, uint64_t now)
         unlink_entry(s, best);
 }
 
+void ratelimit_digest(const struct ratelimit *rl, const char *key, uint8_t d[DIGEST_BYTES])
+{
+    memset(d, 0, DIGEST_BYTES);
+    if (!rl || rl->disabled)
+        return;
+    crypto_shorthash_siphashx24(d, (const unsigned char *)(key ? key : ""), key ? strlen(key) : 0,
+                                rl->hkey);
+}
+
 bool ratelimit_take_at(struct ratelimit *rl, const char *key, uint64_t now_us,
                        uint32_t *retry_after_s)
 {
+    uint8_t d[DIGEST_BYTES];
+    ratelimit_digest(rl, key, d);
+    return ratelimit_take_digest(rl, d, now_us, retry_after_s);
+}
+
+bool ratelimit_take_digest(struct ratelimit *rl, const uint8_t d[DIGEST_BYTES], uint64_t now_us,
+                           uint32_t *retry_after_s)
+{
     if (!rl || rl->disabled)
         return true;
-    uint8_t d[DIGEST_BYTES];
-    crypto_shorthash_siphashx24(d, (const unsigned char *)(key ? key : ""), key ? strlen(key) : 0,
-                                rl->hkey);
     uint64_t h;
     memcpy(&h, d, sizeof h);
     struct stripe *s = &rl->stripes[h % STRIPES];
@@ -165,7 +179,7 @@ bool ratelimit_take_at(struct ratelimit *rl, const char *key, uint64_t now_us,
 
     pthread_mutex_lock(&s->mu);
     uint32_t i = s->index[bucket];
-    while (i != NIL && memcmp(s->pool[i].key, d, sizeof d) != 0)
+    while (i != NIL && memcmp(s->pool[i].key, d, DIGEST_BYTES) != 0)
         i = s->pool[i].next;
     if (i == NIL) {
         if (s->free_head == NIL)
@@ -174,7 +188,7 @@ bool ratelimit_take_at(struct ratelimit *rl, const char *key, uint64_t now_us,
         s->free_head = s->pool[i].next;
         s->used++;
         struct entry *e = &s->pool[i];
-        memcpy(e->key, d, sizeof d);
+        memcpy(e->key, d, DIGEST_BYTES);
         e->tat = now_us;
         e->bucket = bucket;
         e->next = s->index[bucket];

@@ -41,6 +41,15 @@ bool ratelimit_take_at(struct ratelimit *rl, const char *key, uint64_t now_us,
 /* The same at the current monotonic time. */
 bool ratelimit_take(struct ratelimit *rl, const char *key, uint32_t *retry_after_s);
 
+/* For a caller that takes from one key often (a connection's device): the key's digest
+ * under rl, computed once, then taken from without hashing the key again. A NULL or
+ * disabled rl gives a digest of zeros (taking from it is always allowed). */
+#define RATELIMIT_DIGEST_BYTES 16
+void ratelimit_digest(const struct ratelimit *rl, const char *key,
+                      uint8_t d[RATELIMIT_DIGEST_BYTES]);
+bool ratelimit_take_digest(struct ratelimit *rl, const uint8_t d[RATELIMIT_DIGEST_BYTES],
+                           uint64_t now_us, uint32_t *retry_after_s);
+
 /* Number of keys currently tracked (for tests and metrics). */
 size_t ratelimit_size(struct ratelimit *rl);
 

@@ -247,7 +247,7 @@ static void do_ack(struct sconn *c, uint64_t id, const Parley__Stream__Ack *a)
 static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
 {
     uint32_t retry = 0;
-    if (!ratelimit_take(c->st->rl_send, c->device_id, &retry)) {
+    if (!ratelimit_take_digest(c->st->rl_send, c->send_rl, clock_mono_us(), &retry)) {
         char msg[64];
         snprintf(msg, sizeof msg, "too many messages, retry in %u s", (unsigned)retry);
         send_error(c, id, "rate_limited", msg);
@@ -542,6 +542,7 @@ static void connect_done(struct http_request *req, void *arg)
     memcpy(c->device_id, j->device_id, sizeof c->device_id);
     memcpy(c->token_hash, j->token_hash, sizeof c->token_hash);
     str_copy(c->username, sizeof c->username, j->user.username);
+    ratelimit_digest(st->rl_send, c->device_id, c->send_rl);
     struct ws_conn *ws = NULL;
     if (http_upgrade_websocket(req, &ws_cbs, c, &ws) != PARLEY_OK) {
         free(c);

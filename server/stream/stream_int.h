@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "pack.h"
+#include "ratelimit.h"
 #include "store/store.h"
 
 struct app;
@@ -86,6 +87,7 @@ struct sconn {
     char device_id[STORE_ID_LEN + 1];
     char username[STORE_USERNAME_MAX + 1];
     uint8_t token_hash[STORE_TOKEN_HASH_BYTES]; /* of the session that opened it */
+    uint8_t send_rl[RATELIMIT_DIGEST_BYTES];    /* device_id's digest in st->rl_send */
 };
 
 _Static_assert(STREAM_WINDOW <= UINT16_MAX && STREAM_PENDING_MAX <= UINT16_MAX &&

@@ -1,6 +1,7 @@
 /*
  * test_ratelimit.c — token buckets: burst, refill, Retry-After, independence of keys,
- * disabled limiters, bounded memory with eviction, and concurrent use.
+ * disabled limiters, bounded memory with eviction, concurrent use, and taking through a
+ * key's precomputed digest.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -42,6 +43,35 @@ static void test_burst_and_refill(void **state)
     assert_false(ratelimit_take_at(rl, "alice", t0, NULL));
     assert_int_equal(ratelimit_size(rl), 2);
     ratelimit_free(rl);
+}
+
+/* A key's digest, computed once, takes from the key's own bucket; a disabled limiter's
+ * digest is zeros and always allowed. */
+static void test_digest_shares_the_keys_bucket(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = NULL, *off = NULL;
+    uint8_t d[RATELIMIT_DIGEST_BYTES], zero[RATELIMIT_DIGEST_BYTES] = {0};
+    uint32_t retry = 0;
+    assert_int_equal(ratelimit_new(3, 60, 0, &rl), PARLEY_OK);
+    ratelimit_digest(rl, "device-1", d);
+    assert_memory_not_equal(d, zero, sizeof d);
+    assert_true(ratelimit_take_at(rl, "device-1", 5 * S, NULL));
+    assert_true(ratelimit_take_digest(rl, d, 5 * S, NULL));
+    assert_true(ratelimit_take_at(rl, "device-1", 5 * S, NULL));
+    assert_false(ratelimit_take_digest(rl, d, 5 * S, &retry));
+    assert_int_equal(retry, 20);
+    assert_true(ratelimit_take_at(rl, "device-2", 5 * S, NULL));
+    assert_int_equal(ratelimit_size(rl), 2);
+    assert_int_equal(ratelimit_new(0, 60, 0, &off), PARLEY_OK);
+    ratelimit_digest(off, "device-1", d);
+    assert_memory_equal(d, zero, sizeof d);
+    for (int i = 0; i < 10; i++)
+        assert_true(ratelimit_take_digest(off, d, 5 * S, NULL));
+    ratelimit_digest(NULL, "device-1", d);
+    assert_true(ratelimit_take_digest(NULL, d, 5 * S, NULL));
+    ratelimit_free(rl);
+    ratelimit_free(off);
 }
 
 static void test_retry_after_hour(void **state)
@@ -148,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_burst_and_refill),  cmocka_unit_test(test_retry_after_hour),
         cmocka_unit_test(test_disabled_and_args), cmocka_unit_test(test_bounded_memory),
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_digest_shares_the_keys_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
