@@ -19,6 +19,7 @@
 #include "writer.h"
 
 #define HELD_BUCKETS 4096 /* devices with something held: at most the connected ones */
+#define HELD_POOL_MAX 4096 /* freed copies (and device entries) kept for reuse */
 
 struct held_dev;
 
@@ -46,7 +47,39 @@ struct held {
     size_t max, n; /* copies held (not gone) */
     struct held_copy *fifo_head, *fifo_tail;
     struct held_dev *buckets[HELD_BUCKETS];
+    /* Freed copies and device entries, for the writer's next ones: copies are allocated
+     * on the writer thread and freed on loops, which glibc's per-thread caches handle
+     * badly (every such free and malloc took its slow path). Linked through fifo_next
+     * and chain. */
+    struct held_copy *free_copies;
+    struct held_dev *free_devs;
+    size_t n_free_copies, n_free_devs;
 };
+
+/* Pools (mutex held): keep what fits, free the rest. */
+static void copy_put(struct held *h, struct held_copy *hc)
+{
+    if (h->n_free_copies >= HELD_POOL_MAX) {
+        free(hc);
+        return;
+    }
+    hc->fifo_next = h->free_copies;
+    h->free_copies = hc;
+    h->n_free_copies++;
+}
+
+static void dev_put(struct held *h, struct held_dev *d)
+{
+    if (!d)
+        return;
+    if (h->n_free_devs >= HELD_POOL_MAX) {
+        free(d);
+        return;
+    }
+    d->chain = h->free_devs;
+    h->free_devs = d;
+    h->n_free_devs++;
+}
 
 enum parley_err held_new(size_t max_copies, const struct seal_key *key, struct held **out)
 {
@@ -93,7 +126,7 @@ static void dev_drop(struct held *h, struct held_dev *d)
     while (*slot != d)
         slot = &(*slot)->chain;
     *slot = d->chain;
-    free(d);
+    dev_put(h, d);
 }
 
 /* Take hc out of its device's list (mutex held); it stays in the FIFO, gone. Returns its
@@ -122,7 +155,7 @@ static void fifo_trim(struct held *h)
     while (h->fifo_head && !h->fifo_head->dev) {
         struct held_copy *hc = h->fifo_head;
         h->fifo_head = hc->fifo_next;
-        free(hc);
+        copy_put(h, hc);
     }
     if (!h->fifo_head)
         h->fifo_tail = NULL;
@@ -141,6 +174,16 @@ void held_free(struct held *h)
                 writer_job_free(j);
         }
         free(hc);
+    }
+    while (h->free_copies) {
+        struct held_copy *hc = h->free_copies;
+        h->free_copies = hc->fifo_next;
+        free(hc);
+    }
+    while (h->free_devs) {
+        struct held_dev *d = h->free_devs;
+        h->free_devs = d->chain;
+        free(d);
     }
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -162,22 +205,42 @@ size_t held_room(struct held *h)
     return room;
 }
 
-struct held_copy *held_copy_new(void)
+struct held_copy *held_copy_new(struct held *h)
 {
-    struct held_copy *hc = calloc(1, sizeof *hc);
-    if (hc && !(hc->spare = malloc(sizeof *hc->spare))) {
-        free(hc);
-        hc = NULL;
+    pthread_mutex_lock(&h->mu);
+    struct held_copy *hc = h->free_copies;
+    if (hc) {
+        h->free_copies = hc->fifo_next;
+        h->n_free_copies--;
     }
+    struct held_dev *d = h->free_devs;
+    if (d) {
+        h->free_devs = d->chain;
+        h->n_free_devs--;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!hc)
+        hc = malloc(sizeof *hc);
+    if (!d)
+        d = malloc(sizeof *d);
+    if (!hc || !d) {
+        free(hc);
+        free(d);
+        return NULL;
+    }
+    memset(hc, 0, sizeof *hc);
+    hc->spare = d;
     return hc;
 }
 
-void held_copy_free(struct held_copy *hc)
+void held_copy_free(struct held *h, struct held_copy *hc)
 {
     if (!hc)
         return;
-    free(hc->spare);
-    free(hc);
+    pthread_mutex_lock(&h->mu);
+    dev_put(h, hc->spare);
+    copy_put(h, hc);
+    pthread_mutex_unlock(&h->mu);
 }
 
 void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t k, uint64_t id,
@@ -202,9 +265,9 @@ void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t
         h->fifo_head = hc;
     h->fifo_tail = hc;
     h->n++;
-    pthread_mutex_unlock(&h->mu);
-    free(hc->spare);
+    dev_put(h, hc->spare);
     hc->spare = NULL;
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* d's held copy with this id, not being written (mutex held); NULL if none. */

@@ -435,7 +435,7 @@ static void choose_holds(struct writer *w, const struct batch *b, struct writer_
         struct sconn *rc = hub_lookup(w->st->hub, j->copies[k].device_id);
         if (!rc)
             continue;
-        if (!(hcs[k] = held_copy_new())) {
+        if (!(hcs[k] = held_copy_new(w->held))) {
             sconn_unref(rc);
             continue;
         }
@@ -541,10 +541,10 @@ static bool batch_mem_prepare(struct batch_mem *m, const struct batch *b)
 }
 
 /* What a batch left in m: holds not added, connection references. */
-static void batch_mem_release(struct batch_mem *m)
+static void batch_mem_release(struct batch_mem *m, struct held *h)
 {
     for (size_t k = 0; k < m->n_copies; k++) {
-        held_copy_free(m->hcs[k]);
+        held_copy_free(h, m->hcs[k]);
         if (m->conns[k])
             sconn_unref(m->conns[k]);
     }
@@ -640,7 +640,7 @@ static void commit_batch(struct writer *w, struct batch *b)
             send_kept(held_written(w->held, b->due[k]));
         }
     }
-    batch_mem_release(m);
+    batch_mem_release(m, w->held);
     free_list(b->acks);
     b->acks = NULL;
 }
