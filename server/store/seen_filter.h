@@ -21,7 +21,7 @@
 #include "parley/err.h"
 
 #define SEEN_FILTER_BITS_PER_KEY 16
-#define SEEN_FILTER_MIN_KEYS (64 * 1024)         /* 128 KiB: the smallest filter */
+#define SEEN_FILTER_MIN_KEYS 4096                /* 8 KiB: the smallest filter */
 #define SEEN_FILTER_MAX_KEYS (128 * 1024 * 1024) /* 256 MiB: past it, more false positives */
 
 struct seen_filter {
