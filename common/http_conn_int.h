@@ -29,7 +29,6 @@
 #include <stddef.h>
 #include <http_parser.h>
 #include <uv.h>
-#include <wslay/wslay.h>
 
 #include "buf.h"
 #include "http_router.h"
@@ -104,13 +103,10 @@ struct http_loop {
     struct buf out_spare[HTTP_OUT_SPARES]; /* memory of outputs written in full (http_conn.c) */
     unsigned n_out_spare;
     uint8_t *tbuf;                /* HTTP_TLS_BUF_SIZE */
-    /* WebSocket (ws_server.c). Frames are sent through one wslay context (they go out
-     * whole, so it is idle between calls; its callback appends to ws_tx_conn's output)
-     * and read by ws_frame.c: receive states (struct ws_rx, about 200 B) are pooled here
-     * while no connection has a partial frame or message, and whole frames are unmasked
-     * into ws_scratch (allocated on first use) and delivered from there. */
-    wslay_frame_context_ptr ws_tx;
-    struct http_conn *ws_tx_conn;               /* only during a wslay_frame_send */
+    /* WebSocket (ws_server.c). Frames are read by ws_frame.c: receive states (struct
+     * ws_rx, about 200 B) are pooled here while no connection has a partial frame or
+     * message, and whole frames are unmasked into ws_scratch (allocated on first use)
+     * and delivered from there. */
     uint8_t *ws_scratch;
     struct ws_rx *ws_rx_pool[WS_RX_POOL_MAX];
     size_t ws_rx_pool_n;
@@ -239,9 +235,8 @@ void ws_feed(struct ws_conn *ws, const uint8_t *data, size_t len);
 void ws_finish(struct ws_conn *ws);
 /* Periodic: send pings, close dead peers. */
 void ws_tick(struct ws_conn *ws, uint64_t now_ms);
-/* Per-loop WebSocket state: the wslay send context (allocated here), the receive-state
- * pool and the unmask scratch buffer (both filled on demand); ws_loop_cleanup frees
- * them all and may be called twice. */
+/* Per-loop WebSocket state: the receive-state pool and the unmask scratch buffer (both
+ * filled on demand); ws_loop_cleanup frees them and may be called twice. */
 PARLEY_WUR enum parley_err ws_loop_init(struct http_loop *l);
 void ws_loop_cleanup(struct http_loop *l);
 

@@ -10,6 +10,20 @@
 
 #include <string.h>
 
+size_t ws_frame_header_write(uint8_t *out, uint8_t opcode, uint64_t len)
+{
+    out[0] = (uint8_t)(0x80 | (opcode & 0x0f));
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    size_t ext = len <= 0xffff ? 2 : 8;
+    out[1] = ext == 2 ? 126 : 127;
+    for (size_t i = 0; i < ext; i++)
+        out[2 + i] = (uint8_t)(len >> (8 * (ext - 1 - i)));
+    return 2 + ext;
+}
+
 enum ws_frame_status ws_frame_header(const uint8_t *p, size_t len, struct ws_frame_hdr *out)
 {
     if (len < 2) {

@@ -55,6 +55,12 @@ struct ws_frame_hdr {
  * len is 0). */
 enum ws_frame_status ws_frame_header(const uint8_t *p, size_t len, struct ws_frame_hdr *out);
 
+/* Write the header of a whole unmasked frame (FIN set, RSV clear: what a server sends)
+ * of `opcode` with a payload of len bytes into out, which has room for
+ * WS_FRAME_MAX_HEADER bytes; returns its length (2, 4 or 10). The shortest length
+ * encoding is used, as RFC 6455 5.2 requires. */
+size_t ws_frame_header_write(uint8_t *out, uint8_t opcode, uint64_t len);
+
 /* dst[i] = src[i] ^ mask[(offset + i) % 4] for i < len: unmask (or mask) the len payload
  * bytes that start at payload offset `offset`, so a payload split across reads unmasks
  * piece by piece with its running offset. dst may equal src (in place); otherwise the

@@ -1,7 +1,7 @@
 /*
  * ws_server.c — WebSocket on an upgraded server connection: the RFC 6455 handshake,
- * frames read by ws_frame.c and written through wslay's frame-level API, messages,
- * ping/pong, close.
+ * frames read by ws_frame.c and written here (a header, then the payload, straight into
+ * the connection's output), messages, ping/pong, close.
  *
  * Memory: an idle WebSocket is its http_conn and nothing else: struct ws_conn (48
  * bytes) is embedded in the connection, in the memory its HTTP parser and request
@@ -14,9 +14,8 @@
  * needs no state at all: it is unmasked from the input into the loop's scratch buffer
  * and delivered from there (one pass over the payload). A message buffer exists only
  * while a message spans several reads or frames; it receives the payload unmasked as
- * it arrives. Sending uses one per-loop wslay context: frames are always emitted whole
- * into the connection's output buffer, so that context is back in its initial state
- * after every call.
+ * it arrives. Sending needs no state: a frame goes out whole, its 2-10 byte header
+ * written in front of the payload.
  *
  * Limits: a frame longer than ws_max_frame or a message longer than ws_max_message
  * closes with 1009 as soon as its header arrives; unmasked client frames, reserved bits,
@@ -51,53 +50,11 @@ struct ws_rx {
     uint8_t ctrl[125];                  /* a control frame's payload split across reads */
 };
 
-/* ---------------------------------------------------------- wslay (send) */
-
-static ssize_t tx_send(const uint8_t *data, size_t len, int flags, void *user)
-{
-    (void)flags;
-    struct http_loop *l = user;
-    struct http_conn *c = l->ws_tx_conn;
-    if (!c)
-        return -1;
-    if (buf_append(http_conn_output(c), data, len))
-        return -1;
-    return (ssize_t)len;
-}
-
-static ssize_t tx_recv(uint8_t *out, size_t len, int flags, void *user)
-{
-    (void)out;
-    (void)len;
-    (void)flags;
-    (void)user;
-    return 0; /* the send context never receives */
-}
-
-static int tx_genmask(uint8_t *buf, size_t len, void *user)
-{
-    (void)user;
-    memset(buf, 0, len); /* servers do not mask; never called */
-    return 0;
-}
-
-static const struct wslay_frame_callbacks frame_cbs = {tx_send, tx_recv, tx_genmask};
-
-static enum parley_err tx_init(struct http_loop *l)
-{
-    l->ws_tx_conn = NULL;
-    if (wslay_frame_context_init(&l->ws_tx, &frame_cbs, l) != 0) {
-        l->ws_tx = NULL;
-        return PARLEY_ERR_NOMEM;
-    }
-    return PARLEY_OK;
-}
-
 enum parley_err ws_loop_init(struct http_loop *l)
 {
     l->ws_rx_pool_n = 0;
     l->ws_scratch = NULL;
-    return tx_init(l);
+    return PARLEY_OK;
 }
 
 static void rx_free(struct ws_rx *rx)
@@ -110,9 +67,6 @@ static void rx_free(struct ws_rx *rx)
 
 void ws_loop_cleanup(struct http_loop *l)
 {
-    if (l->ws_tx)
-        wslay_frame_context_free(l->ws_tx);
-    l->ws_tx = NULL;
     free(l->ws_scratch);
     l->ws_scratch = NULL;
     while (l->ws_rx_pool_n)
@@ -152,43 +106,31 @@ static const struct http_limits *limits_of(const struct ws_conn *ws)
     return &ws_conn_of(ws)->loop->srv->cfg.limits;
 }
 
+/* A whole frame into the connection's output: its header written here (a server's
+ * frames are unmasked and never fragmented), then the payload. */
 static enum parley_err send_frame(struct ws_conn *ws, uint8_t opcode, const void *data,
                                   size_t len)
 {
     struct http_conn *c = ws_conn_of(ws);
-    struct http_loop *l = c->loop;
     const struct http_limits *lim = limits_of(ws);
     if (c->closing)
         return PARLEY_ERR_CLOSED;
-    if (len > lim->max_output_queue || http_conn_queued(c) + 14 > lim->max_output_queue - len) {
+    if (len > lim->max_output_queue ||
+        http_conn_queued(c) + WS_FRAME_MAX_HEADER > lim->max_output_queue - len) {
         if (!ws->close_code)
             ws->close_code = 1008;
         http_conn_close(c);
         return PARLEY_ERR_LIMIT;
     }
-    if (!l->ws_tx && tx_init(l) != PARLEY_OK) {
-        http_conn_close(c);
-        return PARLEY_ERR_NOMEM;
-    }
-    struct wslay_frame_iocb iocb;
-    memset(&iocb, 0, sizeof iocb);
-    iocb.fin = 1;
-    iocb.opcode = opcode;
-    iocb.payload_length = len;
-    iocb.data = data;
-    iocb.data_length = len;
-    l->ws_tx_conn = c;
-    ssize_t r = wslay_frame_send(l->ws_tx, &iocb);
-    l->ws_tx_conn = NULL;
-    if (r < 0 || (size_t)r != len) {
-        /* The shared context may be mid-frame now: replace it. */
-        wslay_frame_context_free(l->ws_tx);
-        l->ws_tx = NULL;
-        if (tx_init(l) != PARLEY_OK) {
-            /* retried on the next send */
-        }
-        http_conn_close(c);
-        return PARLEY_ERR_NOMEM;
+    uint8_t hdr[WS_FRAME_MAX_HEADER];
+    size_t hn = ws_frame_header_write(hdr, opcode, len);
+    struct buf *out = http_conn_output(c);
+    enum parley_err err = buf_append(out, hdr, hn);
+    if (!err)
+        err = buf_append(out, data, len);
+    if (err) {
+        http_conn_close(c); /* a frame cut short must not go out */
+        return err;
     }
     http_conn_mark_dirty(c);
     return PARLEY_OK;

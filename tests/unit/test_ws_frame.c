@@ -3,7 +3,8 @@
  * the §5.7 examples (masked "Hello", 256-byte and 64 KiB length forms), every header
  * error (non-minimal 16/64-bit lengths, the 64-bit top bit, fragmented or long control
  * frames), NEED_MORE with the right byte count at every prefix length, and ws_unmask
- * against a byte-wise reference for every key offset, many lengths and every split.
+ * against a byte-wise reference for every key offset, many lengths and every split; and
+ * the server's header writer, read back by the parser at every length boundary.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,6 +166,36 @@ static void ref_unmask(uint8_t *dst, const uint8_t *src, size_t len, const uint8
         dst[i] = src[i] ^ mask[(offset + i) % 4];
 }
 
+/* The writer's headers: the RFC 6455 5.7 unmasked forms byte for byte, and at every
+ * length boundary a header the parser reads back as written (shortest length form). */
+static void test_header_write(void **state)
+{
+    (void)state;
+    uint8_t out[WS_FRAME_MAX_HEADER];
+    const uint8_t hello[] = {0x81, 0x05};
+    assert_int_equal(ws_frame_header_write(out, 0x1, 5), 2);
+    assert_memory_equal(out, hello, 2);
+    const uint8_t b256[] = {0x82, 0x7E, 0x01, 0x00};
+    assert_int_equal(ws_frame_header_write(out, 0x2, 256), 4);
+    assert_memory_equal(out, b256, 4);
+    const uint8_t b64k[] = {0x82, 0x7F, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00};
+    assert_int_equal(ws_frame_header_write(out, 0x2, 65536), 10);
+    assert_memory_equal(out, b64k, 10);
+    const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 1u << 24, (1ull << 40) + 3};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t n = ws_frame_header_write(out, 0x2, lens[i]);
+        assert_int_equal(n, lens[i] < 126 ? 2 : lens[i] <= 65535 ? 4 : 10);
+        struct ws_frame_hdr h;
+        assert_int_equal(ws_frame_header(out, n, &h), WS_FRAME_OK);
+        assert_int_equal(h.header_len, n);
+        assert_int_equal(h.payload_len, lens[i]);
+        assert_int_equal(h.opcode, 0x2);
+        assert_true(h.fin);
+        assert_false(h.masked);
+        assert_int_equal(h.rsv, 0);
+    }
+}
+
 static void test_unmask(void **state)
 {
     (void)state;
@@ -206,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_rfc_lengths),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_unmask),
+        cmocka_unit_test(test_header_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
