@@ -1,7 +1,7 @@
 /*
  * relay.c — the benchmark's bare relay (issue #5): the local ceiling for parleyd's relay
- * numbers. Same transport as parleyd (common/http_server.h: libuv, our WebSocket frames), nothing else:
- * no authentication, no storage, no acknowledgements.
+ * numbers. Same transport as parleyd (common/http_server.h: libuv, our WebSocket frames),
+ * nothing else: no authentication, no storage, no acknowledgements.
  *
  * A client opens a WebSocket at /relay/{id} (id: decimal, below RELAY_MAX_IDS). Each
  * binary message starts with the 4-byte big-endian id of the destination; the relay
