@@ -642,6 +642,19 @@ static enum parley_err device_int(struct sq_conn *c, enum sq_stmt_id sid, const 
 /* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
  * send gets the id *next_id (then incremented); held copies are not written. Returns an
  * error only for a database failure (the whole batch then fails). */
+/* The envelope row fields a send's copies share. */
+static void envelope_of_send(const struct store_queue_send *snd, struct store_envelope *e)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = STORE_ENV_MESSAGE;
+    str_copy(e->sender_user, sizeof e->sender_user, snd->sender_user);
+    str_copy(e->sender_device, sizeof e->sender_device, snd->sender_device);
+    memcpy(e->client_msg_id, snd->client_msg_id, STORE_MSGID_BYTES);
+    str_copy(e->group_id, sizeof e->group_id, snd->group_id ? snd->group_id : "");
+    e->created_at_ms = snd->created_at_ms;
+    e->expires_at = snd->expires_at;
+}
+
 static enum parley_err send_checks_and_insert(struct sq_conn *c, struct seen_filter *seen,
                                               struct store_queue_send *snd, int64_t now,
                                               struct target_entry *te, uint64_t *next_id)
@@ -710,35 +723,31 @@ static enum parley_err send_checks_and_insert(struct sq_conn *c, struct seen_fil
         }
     }
 
-    memset(&e, 0, sizeof e);
-    e.kind = STORE_ENV_MESSAGE;
-    str_copy(e.sender_user, sizeof e.sender_user, snd->sender_user);
-    str_copy(e.sender_device, sizeof e.sender_device, snd->sender_device);
-    memcpy(e.client_msg_id, snd->client_msg_id, STORE_MSGID_BYTES);
-    str_copy(e.group_id, sizeof e.group_id, snd->group_id ? snd->group_id : "");
-    e.created_at_ms = snd->created_at_ms;
-    e.expires_at = snd->expires_at;
+    /* The row's fields, filled once a copy is to be written (held copies need none). */
+    bool written = false;
     for (size_t i = 0; i < snd->n_copies; i++) {
         struct store_copy *cp = &snd->copies[i];
         const struct store_user_device *r = &rcpt->v[idx[i]];
+        cp->envelope_id = (*next_id)++;
+        memcpy(cp->user_id, r->user_id, sizeof cp->user_id);
+        if (cp->hold)
+            continue;
+        if (!written) {
+            envelope_of_send(snd, &e);
+            written = true;
+        }
         memcpy(e.device_id, r->device_id, sizeof e.device_id);
         memcpy(e.user_id, r->user_id, sizeof e.user_id);
-        cp->envelope_id = (*next_id)++;
-        if (!cp->hold)
-            err = env_insert(c, ST_Q_INSERT, &e, cp->body, cp->body_len, cp->envelope_id,
-                             &cp->envelope_id);
+        err = env_insert(c, ST_Q_INSERT, &e, cp->body, cp->body_len, cp->envelope_id,
+                         &cp->envelope_id);
         if (err)
             goto out;
-        memcpy(cp->user_id, r->user_id, sizeof cp->user_id);
     }
 
     /* Remember the id for DUPLICATE as long as the message may sit in the queue, once a
      * copy is in it: a send whose copies are all held is remembered when one is
      * written (apply_put). Until then a crash may lose the held copies, and the
      * sender's retry must be accepted, not called a duplicate. */
-    bool written = false;
-    for (size_t i = 0; i < snd->n_copies; i++)
-        written |= !snd->copies[i].hold;
     if (written)
         err = remember_id(c, seen, snd->sender_device, snd->client_msg_id, snd->expires_at);
 out:
