@@ -52,9 +52,10 @@ static uint64_t mix_bytes(uint64_t h, const uint8_t *p, size_t n)
         memcpy(&v, p, 8);
         h = mix(h, v);
     }
-    v = 0;
-    memcpy(&v, p, n);
-    return mix(h, v ^ (uint64_t)n << 56);
+    v = (uint64_t)n << 56;
+    for (size_t i = 0; i < n; i++) /* the tail (none for ids: 32 and 16 bytes) */
+        v ^= (uint64_t)p[i] << (8 * i);
+    return mix(h, v);
 }
 
 /* Not a MAC: the seed keeps clients from choosing ids that share bits on purpose, and

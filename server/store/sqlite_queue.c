@@ -351,8 +351,9 @@ static void cache_free(struct target_cache *tc)
  * table never fills: it has twice as many slots as the batch has sends. */
 static struct target_entry *cache_entry(struct target_cache *tc, const struct store_queue_send *snd)
 {
+    /* The sender's user is left out of the hash (a device has one user); the comparison
+     * below still tells entries that differ only in it apart. */
     uint64_t h = 14695981039346656037u;
-    h = str_hash(h, snd->sender_user);
     h = str_hash(h, snd->sender_device);
     h = str_hash(h, snd->group_id ? snd->group_id : "");
     h = str_hash(h, snd->group_id ? "" : snd->to_user);

@@ -270,6 +270,19 @@ struct outmsg *pack_frame(const Parley__Stream__ServerFrame *f, enum out_kind ki
     return m;
 }
 
+bool pack_frame_bytes(const Parley__Stream__ServerFrame *f, uint8_t *buf, size_t cap,
+                      size_t *len)
+{
+    if (!body_ok(f))
+        return false;
+    size_t n = frame_size(f);
+    if (n > cap)
+        return false;
+    frame_write(f, buf + n, n);
+    *len = n;
+    return true;
+}
+
 struct outmsg *pack_error(uint64_t id, const char *code, const char *message)
 {
     Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;

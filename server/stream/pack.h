@@ -12,6 +12,7 @@
 #ifndef PARLEY_SERVER_STREAM_PACK_H
 #define PARLEY_SERVER_STREAM_PACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,10 @@ struct outmsg {
 
 /* Pack f into a new outmsg of the given kind (malloc'd; free with free()). NULL on OOM. */
 struct outmsg *pack_frame(const Parley__Stream__ServerFrame *f, enum out_kind kind);
+/* Pack f into buf (cap bytes): its length into *len, or false (nothing written) when f
+ * needs more room or is malformed. For small replies sent at once, with no allocation. */
+bool pack_frame_bytes(const Parley__Stream__ServerFrame *f, uint8_t *buf, size_t cap,
+                      size_t *len);
 /* Error{code, message} answering request id (0: a frame that could not be decoded). */
 struct outmsg *pack_error(uint64_t id, const char *code, const char *message);
 /* An Envelope push for a freshly committed MESSAGE (ciphertext as the sender gave it). */

@@ -173,11 +173,31 @@ void stream_post(struct sconn *c, struct outmsg *m)
     post_list(c->loop, m);
 }
 
+static bool send_bytes(struct sconn *c, const uint8_t *data, size_t len)
+{
+    return c->ws && ws_send(c->ws, true, data, len) == PARLEY_OK;
+}
+
+bool stream_reply(struct sconn *c, const Parley__Stream__ServerFrame *f)
+{
+    if (!gathering && http_loop_is_current(c->loop)) {
+        uint8_t buf[STREAM_REPLY_INLINE];
+        size_t n = 0;
+        if (pack_frame_bytes(f, buf, sizeof buf, &n)) {
+            (void)send_bytes(c, buf, n); /* false: c is closing, the reply goes nowhere */
+            return true;
+        }
+    }
+    struct outmsg *m = pack_frame(f, OUT_REPLY);
+    if (!m)
+        return false;
+    stream_post(c, m);
+    return true;
+}
+
 bool stream_send_now(struct sconn *c, const struct outmsg *m)
 {
-    if (!c->ws)
-        return false;
-    return ws_send(c->ws, true, m->data, m->len) == PARLEY_OK;
+    return send_bytes(c, m->data, m->len);
 }
 
 static void send_error(struct sconn *c, uint64_t id, const char *code, const char *msg)
@@ -257,7 +277,7 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
     size_t size = sizeof(struct writer_job) + s->n_copies * sizeof(struct writer_copy);
     for (size_t i = 0; i < s->n_copies; i++)
         size += s->copies[i]->ciphertext.len;
-    struct writer_job *j = calloc(1, size);
+    struct writer_job *j = writer_job_new(c->st->writer, size);
     if (!j)
         goto oom;
     sconn_ref(c);

@@ -35,6 +35,7 @@ struct ws_conn;
 #define STREAM_WINDOW_BYTES (2u << 20) /* and their bytes (the output queue holds 4 MiB) */
 #define STREAM_PENDING_MAX 256 /* pushes held while a drain runs; beyond: refetch */
 #define STREAM_BAD_FRAMES_MAX 3 /* undecodable frames before close 1002 */
+#define STREAM_REPLY_INLINE 256 /* replies up to this size are encoded on the stack */
 /* Every connection looks its session up again this often (the first time after a random
  * part of it, so connections spread out) and closes with 4001 when the session is gone:
  * the bound for a revocation or deletion made by another process (parleyd admin). */
@@ -109,6 +110,10 @@ void stream_post(struct sconn *c, struct outmsg *m);
  * brackets each batch's results with them (one post per loop per batch, not per message). */
 void stream_post_gather_begin(void);
 void stream_post_gather_end(void);
+/* Answer c with the reply frame f (any thread): on c's own loop outside a gather it is
+ * encoded on the stack and queued at once, with no allocation; otherwise packed and
+ * posted as stream_post does. false only when out of memory (nothing sent). */
+bool stream_reply(struct sconn *c, const Parley__Stream__ServerFrame *f);
 /* Send bytes now (loop thread); false if the connection is closed or closing. */
 bool stream_send_now(struct sconn *c, const struct outmsg *m);
 

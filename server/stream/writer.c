@@ -58,6 +58,9 @@ struct writer {
     enum { W_BUSY, W_IDLE, W_GATHER } state; /* what the writer waits for (lock held) */
     size_t last_sends;                       /* sends in the previous batch */
     struct batch_mem mem;                    /* writer thread */
+    pthread_mutex_t pool_mu;                 /* guards the free job blocks */
+    struct writer_job *pool;                 /* linked through next */
+    size_t pool_n;
 };
 
 /* Whether the gather may end: a full batch of sends, or (acks alone) enough ids. */
@@ -76,6 +79,25 @@ struct batch {
     bool flush;                      /* stopping: hold nothing new, write all held */
 };
 
+struct writer_job *writer_job_new(struct writer *w, size_t size)
+{
+    struct writer_job *j = NULL;
+    if (size <= WRITER_JOB_BLOCK) {
+        pthread_mutex_lock(&w->pool_mu);
+        if ((j = w->pool)) {
+            w->pool = j->next;
+            w->pool_n--;
+        }
+        pthread_mutex_unlock(&w->pool_mu);
+        if (!j && !(j = malloc(WRITER_JOB_BLOCK)))
+            return NULL;
+        memset(j, 0, size);
+        j->pool = w;
+        return j;
+    }
+    return calloc(1, size);
+}
+
 void writer_job_free(struct writer_job *j)
 {
     if (!j)
@@ -90,6 +112,17 @@ void writer_job_free(struct writer_job *j)
     free(j->ids);
     if (j->c)
         sconn_unref(j->c);
+    struct writer *w = j->pool;
+    if (w) {
+        pthread_mutex_lock(&w->pool_mu);
+        if (w->pool_n < WRITER_JOB_POOL_MAX) {
+            j->next = w->pool;
+            w->pool = j;
+            w->pool_n++;
+            j = NULL;
+        }
+        pthread_mutex_unlock(&w->pool_mu);
+    }
     free(j);
 }
 
@@ -107,6 +140,7 @@ enum parley_err writer_new(struct stream *st, struct writer **out)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->pool_mu, NULL);
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     *out = w;
@@ -178,12 +212,13 @@ static void reply_error(struct writer_job *j, const char *code, const char *msg)
     reply(j->c, pack_error(j->req_id, code, msg));
 }
 
-static struct outmsg *send_result(const struct writer_job *j, const struct store_queue_send *s)
+/* Answer j's sender with the SendResult for s (OK, DUPLICATE, or STALE with its lists). */
+static void reply_send_result(struct writer_job *j, const struct store_queue_send *s)
 {
     Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;
     Parley__Stream__SendResult r = PARLEY__STREAM__SEND_RESULT__INIT;
     Parley__Stream__UserDevice *ud = NULL, **pm = NULL, **pe = NULL;
-    struct outmsg *m = NULL;
+    bool sent = false;
     size_t n = s->n_missing + s->n_extra;
     if (s->status == STORE_SEND_STALE && n) {
         ud = calloc(n, sizeof *ud);
@@ -217,22 +252,19 @@ static struct outmsg *send_result(const struct writer_job *j, const struct store
     f.id = j->req_id;
     f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_SEND_RESULT;
     f.send_result = &r;
-    m = pack_frame(&f, OUT_REPLY);
+    sent = stream_reply(j->c, &f);
 out:
     free(ud);
     free(pm);
     free(pe);
-    return m;
+    if (!sent)
+        reply_error(j, "unavailable", "out of memory");
 }
 
 static void reply_send_ok(struct writer_job *j)
 {
     struct store_queue_send ok = {.status = STORE_SEND_OK};
-    struct outmsg *m = send_result(j, &ok);
-    if (m)
-        reply(j->c, m);
-    else
-        reply_error(j, "unavailable", "out of memory");
+    reply_send_result(j, &ok);
 }
 
 /* A send whose last held copy was acked or written (whoever took it out of the held set
@@ -332,14 +364,9 @@ static bool finish_send(struct writer *w, struct writer_job *j, const struct sto
         break;
     }
     case STORE_SEND_DUPLICATE:
-    case STORE_SEND_STALE: {
-        struct outmsg *m = send_result(j, s);
-        if (m)
-            reply(j->c, m);
-        else
-            reply_error(j, "unavailable", "out of memory");
+    case STORE_SEND_STALE:
+        reply_send_result(j, s);
         break;
-    }
     case STORE_SEND_NOT_MEMBER:
         reply_error(j, "not_member", "you are not a member of this group");
         break;
@@ -363,12 +390,8 @@ static void finish_ack(struct stream *st, struct writer_job *j, const struct sto
     f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_ACK_RESULT;
     f.ack_result = &r;
     atomic_fetch_add(&st->acked, deleted);
-    struct outmsg *m = pack_frame(&f, OUT_REPLY);
-    if (!m) {
+    if (!stream_reply(j->c, &f))
         reply_error(j, "unavailable", "out of memory");
-        return;
-    }
-    reply(j->c, m);
 }
 
 /* An ack's ids that name held copies forget them (never written), on the acker's loop:
@@ -772,7 +795,13 @@ void writer_free(struct writer *w)
         return;
     writer_stop(w);
     batch_mem_free(&w->mem);
-    held_free(w->held);
+    held_free(w->held); /* its jobs go back to the pool */
+    while (w->pool) {
+        struct writer_job *j = w->pool;
+        w->pool = j->next;
+        free(j);
+    }
+    pthread_mutex_destroy(&w->pool_mu);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -76,8 +76,17 @@ struct writer_job {
     uint64_t *ids;
     size_t n_ids;
     size_t held_acked;   /* ids that named held copies (writer thread) */
+    struct writer *pool; /* the writer whose block pool it came from, or NULL (malloc) */
 };
 
+#define WRITER_JOB_BLOCK 1024     /* send jobs up to this size come from the pool ... */
+#define WRITER_JOB_POOL_MAX 4096  /* ... which keeps at most this many free blocks */
+
+/* A zeroed send job of size bytes (the job, its copies, their ciphertexts:
+ * writer_job.packed). Up to WRITER_JOB_BLOCK it is a block from w's pool: jobs come and
+ * go a batch at a time, more at once than glibc's per-thread caches keep, so each
+ * malloc and free of them took the slow path. NULL on OOM. */
+struct writer_job *writer_job_new(struct writer *w, size_t size);
 /* Free a job and everything it owns (drops its connection reference). Accepts NULL. */
 void writer_job_free(struct writer_job *j);
 
