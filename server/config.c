@@ -89,7 +89,7 @@ static const struct cfg_entry table[] = {
     {"writeback_ms", CFG_UINT, F(writeback_ms), W_U32, 0, 10000, "500", 0,
      "Write-back: a message for a connected device is written only if not acked within "
      "this many ms (0: always written)."},
-    {"sqlite_mmap_mib", CFG_UINT, F(sqlite_mmap_mib), W_U32, 0, 65536, "256", 0,
+    {"sqlite_mmap_mib", CFG_UINT, F(sqlite_mmap_mib), W_U32, 0, 65536, "0", 0,
      "SQLite reads up to this many MiB of the database through a memory map instead of "
      "read() calls (0: never; see docs/operations.md)."},
     {"queue_seal", CFG_STR, F(queue_seal), W_NONE, 0, 0, "auto", 0,
