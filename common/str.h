@@ -4,6 +4,7 @@
  * str_copy is snprintf(dst, cap, "%s", src) at a tenth of the cost: the relay copies
  * several ids per message, and vfprintf was 6 % of its instructions (issue #5).
  * str_is_hex_id checks a lowercase hex id of exactly len characters, eight at a time.
+ * str_hash hashes a string eight bytes at a time, for the hash tables keyed by ids.
  */
 #ifndef PARLEY_COMMON_STR_H
 #define PARLEY_COMMON_STR_H
@@ -50,6 +51,26 @@ static inline bool str_is_hex_id(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+#define STR_HASH_INIT 14695981039346656037u
+
+/* FNV-1a over 8-byte words (then the tail byte by byte), chained from h (STR_HASH_INIT to
+ * start): a byte at a time cost ~130 instructions for a 32-character id. For tables of
+ * ids the server makes (random); a separator ends each string, so ("ab","c") and
+ * ("a","bc") differ. */
+static inline uint64_t str_hash(uint64_t h, const char *s)
+{
+    size_t n = s ? strlen(s) : 0, i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 1099511628211u;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return (h ^ 0xff) * 1099511628211u;
 }
 
 #endif

@@ -305,22 +305,6 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* FNV-1a over 8-byte words, then the tail byte by byte (a byte at a time was a third of
- * this file's own instructions per send: three 32-character ids). */
-static uint64_t str_hash(uint64_t h, const char *s)
-{
-    size_t n = s ? strlen(s) : 0, i = 0;
-    for (; n - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 1099511628211u;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-    return (h ^ 0xff) * 1099511628211u; /* a separator, so ("ab","c") != ("a","bc") */
-}
-
 static enum parley_err cache_init(struct target_cache *tc, size_t n_sends)
 {
     size_t cap = 16;
@@ -353,8 +337,7 @@ static struct target_entry *cache_entry(struct target_cache *tc, const struct st
 {
     /* The sender's user is left out of the hash (a device has one user); the comparison
      * below still tells entries that differ only in it apart. */
-    uint64_t h = 14695981039346656037u;
-    h = str_hash(h, snd->sender_device);
+    uint64_t h = str_hash(STR_HASH_INIT, snd->sender_device);
     h = str_hash(h, snd->group_id ? snd->group_id : "");
     h = str_hash(h, snd->group_id ? "" : snd->to_user);
     for (size_t i = (size_t)h & (tc->cap - 1);; i = (i + 1) & (tc->cap - 1)) {

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "seal.h"
+#include "str.h"
 #include "stream_int.h"
 #include "writer.h"
 
@@ -95,10 +96,8 @@ enum parley_err held_new(size_t max_copies, const struct seal_key *key, struct h
 
 static size_t bucket_of(const char *device_id)
 {
-    uint64_t x = 14695981039346656037u;
-    for (const unsigned char *p = (const unsigned char *)device_id; *p; p++)
-        x = (x ^ *p) * 1099511628211u;
-    return (size_t)(x % HELD_BUCKETS);
+    uint64_t x = str_hash(STR_HASH_INIT, device_id);
+    return (size_t)((x ^ x >> 32) % HELD_BUCKETS);
 }
 
 /* The device's entry (mutex held); when there is none and spare is not NULL, *spare

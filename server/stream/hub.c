@@ -1,5 +1,5 @@
 /*
- * hub.c — see hub.h. Keys are device ids and user ids (random, so a plain FNV hash
+ * hub.c — see hub.h. Keys are device ids and user ids (random, so str_hash, a word-wise FNV,
  * spreads them; an attacker cannot choose them: they come from the store).
  *
  * Two tables of the same shape: d (device id -> connection, holds the references) and
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
 #include "stream_int.h"
 
 #define HUB_SHARDS 16
@@ -36,10 +37,8 @@ struct hub {
 
 static uint32_t hash(const char *k)
 {
-    uint32_t h = 2166136261u;
-    for (; *k; k++)
-        h = (h ^ (uint8_t)*k) * 16777619u;
-    return h;
+    uint64_t h = str_hash(STR_HASH_INIT, k);
+    return (uint32_t)(h ^ h >> 32);
 }
 
 static struct sconn **next_of(struct sconn *c, enum hub_index ix)
