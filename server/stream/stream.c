@@ -267,7 +267,9 @@ static void do_ack(struct sconn *c, uint64_t id, const Parley__Stream__Ack *a)
 static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
 {
     uint32_t retry = 0;
-    if (!ratelimit_take_digest(c->st->rl_send, c->send_rl, clock_mono_us(), &retry)) {
+    /* The loop's clock (read once a pass), not a clock read a message. */
+    uint64_t now_us = uv_now(http_loop_uv(c->loop)) * 1000;
+    if (!ratelimit_take_digest(c->st->rl_send, c->send_rl, now_us, &retry)) {
         char msg[64];
         snprintf(msg, sizeof msg, "too many messages, retry in %u s", (unsigned)retry);
         send_error(c, id, "rate_limited", msg);
@@ -285,7 +287,6 @@ static void do_send(struct sconn *c, uint64_t id, const Parley__Stream__Send *s)
     j->kind = WJOB_SEND;
     j->packed = true;
     j->req_id = id;
-    j->created_ms = clock_now_ms();
     memcpy(j->msgid, s->client_message_id.data, sizeof j->msgid);
     if (s->target_case == PARLEY__STREAM__SEND__TARGET_TO_USER)
         str_copy(j->to_user, sizeof j->to_user, s->to_user);

@@ -489,10 +489,12 @@ static enum parley_err seal_copy(struct writer *w, struct writer_job *j, size_t 
     return PARLEY_OK;
 }
 
-/* The send's op; copies[k].hold already chosen. Copies to be written are sealed. */
+/* The send's op; copies[k].hold already chosen. Copies to be written are sealed. The
+ * send is accepted now, at now_ms: its server time (one clock read a batch, not one a
+ * message on the loop). */
 static enum parley_err build_send(struct writer *w, struct writer_job *j,
                                   struct store_queue_send *s, struct store_copy *copies,
-                                  int64_t now)
+                                  int64_t now_ms)
 {
     const struct config *cfg = w->st->app->cfg;
     for (size_t k = 0; k < j->n_copies; k++) {
@@ -505,7 +507,8 @@ static enum parley_err build_send(struct writer *w, struct writer_job *j,
         copies[k].body = j->copies[k].sealed;
         copies[k].body_len = j->copies[k].sealed_len;
     }
-    j->expires_at = now + cfg->queue_ttl_s;
+    j->created_ms = now_ms;
+    j->expires_at = now_ms / 1000 + cfg->queue_ttl_s;
     s->sender_user = j->c->user_id;
     s->sender_device = j->c->device_id;
     memcpy(s->client_msg_id, j->msgid, sizeof s->client_msg_id);
@@ -586,13 +589,14 @@ static void batch_mem_free(struct batch_mem *m)
 
 /* Steps 1-3: the ops of a batch, then one store call. */
 static enum parley_err apply_batch(struct writer *w, struct batch *b, struct batch_mem *m,
-                                   int64_t now)
+                                   int64_t now_ms)
 {
+    int64_t now = now_ms / 1000;
     size_t i = 0, off = 0, room = held_room(w->held);
     for (struct writer_job *j = b->sends; j; off += j->n_copies, j = j->next, i++) {
         m->ops[i].kind = STORE_QOP_SEND;
         choose_holds(w, b, j, m->copies + off, m->hcs + off, m->conns + off, &room);
-        enum parley_err err = build_send(w, j, &m->ops[i].u.send, m->copies + off, now);
+        enum parley_err err = build_send(w, j, &m->ops[i].u.send, m->copies + off, now_ms);
         if (err)
             return err;
     }
@@ -626,12 +630,12 @@ static void commit_batch(struct writer *w, struct batch *b)
 {
     struct stream *st = w->st;
     struct batch_mem *m = &w->mem;
-    int64_t now = clock_now_s();
+    int64_t now_ms = clock_now_ms();
     uint64_t due_us = clock_mono_us() + (uint64_t)st->app->cfg->writeback_ms * 1000u;
     enum parley_err rc = PARLEY_ERR_NOMEM;
     b->n_due = held_due(w->held, clock_mono_us(), b->flush, b->due, WRITER_BATCH_MAX);
     if (batch_mem_prepare(m, b))
-        rc = apply_batch(w, b, m, now);
+        rc = apply_batch(w, b, m, now_ms);
     if (rc) {
         log_event(LOG_ERROR, "queue_commit_failed", "error", parley_strerror(rc), NULL);
         for (struct writer_job *j = b->sends; j; j = j->next)

@@ -69,7 +69,7 @@ struct writer_job {
     struct writer_copy *copies;
     size_t n_copies;
     bool packed;         /* copies and their ct live in the job's own allocation */
-    int64_t created_ms;
+    int64_t created_ms;  /* set by the writer: when its batch accepted it */
     int64_t expires_at;  /* set by the writer */
     size_t n_held;       /* copies held (writer thread; held.c) */
     /* ack */
