@@ -29,7 +29,7 @@
 
 struct jobq {
     struct writer_job *head, *tail;
-    size_t n;
+    size_t n, bytes; /* jobs, and the sum of their bytes */
 };
 
 /* Per-op memory of a batch, kept for the next one (writer thread): each array grows to
@@ -161,21 +161,30 @@ static void jobq_push(struct jobq *q, struct writer_job *j)
         q->head = j;
     q->tail = j;
     q->n++;
+    q->bytes += j->bytes;
 }
 
 /* Take up to max jobs off q's front as a NULL-terminated list; *n gets the count and
- * *bytes loses theirs. */
+ * *bytes loses theirs. Taking the whole queue (the usual case) walks no job: each would
+ * be a cache miss, under the lock the loops wait on. */
 static struct writer_job *jobq_take(struct jobq *q, size_t max, size_t *n, size_t *bytes)
 {
-    struct writer_job *first = q->head, *last = NULL;
-    size_t k = 0;
-    for (struct writer_job *j = q->head; j && k < max; j = j->next, k++) {
-        *bytes -= j->bytes;
-        last = j;
+    struct writer_job *first = q->head, *last = q->tail;
+    size_t k = q->n, taken = q->bytes;
+    if (k > max) {
+        last = NULL;
+        taken = 0;
+        k = 0;
+        for (struct writer_job *j = q->head; k < max; j = j->next, k++) {
+            taken += j->bytes;
+            last = j;
+        }
     }
     *n = k;
     if (!last)
         return NULL;
+    *bytes -= taken;
+    q->bytes -= taken;
     q->head = last->next;
     if (!q->head)
         q->tail = NULL;
