@@ -56,22 +56,24 @@ struct writer_copy {
 enum writer_job_kind { WJOB_SEND, WJOB_ACK };
 
 /* One request. Built by the connection's loop, owned by the writer once submitted. */
+/* The fields every pass over a batch reads come first, in one cache line: a batch walks
+ * hundreds of jobs that have left the cache since their loop made them. */
 struct writer_job {
     struct writer_job *next;
-    enum writer_job_kind kind;
-    struct sconn *c;  /* the requester (a reference) */
-    uint64_t req_id;
     size_t bytes;     /* for the queue bound */
+    struct sconn *c;  /* the requester (a reference) */
+    struct writer_copy *copies;
+    size_t n_copies;
+    size_t n_held;    /* copies held (writer thread; held.c) */
+    uint64_t req_id;
+    enum writer_job_kind kind;
+    bool packed;         /* copies and their ct live in the job's own allocation */
     /* send */
+    int64_t created_ms;  /* set by the writer: when its batch accepted it */
+    int64_t expires_at;  /* set by the writer */
     char to_user[STORE_ID_LEN + 1];  /* "" or the user id */
     char group_id[STORE_ID_LEN + 1]; /* "" or the group id */
     uint8_t msgid[STORE_MSGID_BYTES];
-    struct writer_copy *copies;
-    size_t n_copies;
-    bool packed;         /* copies and their ct live in the job's own allocation */
-    int64_t created_ms;  /* set by the writer: when its batch accepted it */
-    int64_t expires_at;  /* set by the writer */
-    size_t n_held;       /* copies held (writer thread; held.c) */
     /* ack */
     uint64_t *ids;
     size_t n_ids;
