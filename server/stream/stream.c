@@ -158,19 +158,41 @@ static bool gather_add(struct post_gather *g, struct outmsg *m)
     return true;
 }
 
-void stream_post(struct sconn *c, struct outmsg *m)
+/* A reply for a connection of this thread's loop, outside a gather, goes out at once. */
+static bool send_at_once(struct sconn *c, struct outmsg *m)
 {
-    if (m->kind == OUT_REPLY && !gathering && http_loop_is_current(c->loop)) {
-        (void)stream_send_now(c, m);
-        free(m);
-        return;
-    }
-    sconn_ref(c);
+    if (m->kind != OUT_REPLY || gathering || !http_loop_is_current(c->loop))
+        return false;
+    (void)stream_send_now(c, m);
+    free(m);
+    return true;
+}
+
+/* m->c takes a reference the caller holds. */
+static void post_with_ref(struct sconn *c, struct outmsg *m)
+{
     m->c = c;
     if (gathering && gather_add(gathering, m))
         return;
     m->next = NULL;
     post_list(c->loop, m);
+}
+
+void stream_post(struct sconn *c, struct outmsg *m)
+{
+    if (send_at_once(c, m))
+        return;
+    sconn_ref(c);
+    post_with_ref(c, m);
+}
+
+void stream_post_ref(struct sconn *c, struct outmsg *m)
+{
+    if (send_at_once(c, m)) {
+        sconn_unref(c);
+        return;
+    }
+    post_with_ref(c, m);
 }
 
 static bool send_bytes(struct sconn *c, const uint8_t *data, size_t len)

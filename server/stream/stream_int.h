@@ -105,6 +105,8 @@ void sconn_unref(struct sconn *c);
  * connection of the calling thread's own loop is sent at once: an ack that completes a
  * send from a sender on the same loop needs no post to itself. */
 void stream_post(struct sconn *c, struct outmsg *m);
+/* The same, taking over a reference to c the caller holds (no atomic pair per post). */
+void stream_post_ref(struct sconn *c, struct outmsg *m);
 /* Between these two calls (on one thread), stream_post gathers outmsgs per loop instead of
  * posting each: the end posts one list per loop, in the order they were given. The writer
  * brackets each batch's results with them (one post per loop per batch, not per message). */

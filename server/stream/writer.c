@@ -330,8 +330,9 @@ static void pushes_post(struct pushes *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (p->mv[i])
-            stream_post(p->tov[i], p->mv[i]);
-        sconn_unref(p->tov[i]);
+            stream_post_ref(p->tov[i], p->mv[i]); /* the lookup's reference goes with it */
+        else
+            sconn_unref(p->tov[i]);
     }
     if (p->tov != p->to) {
         free(p->tov);
