@@ -55,6 +55,11 @@ struct held {
     struct held_copy *free_copies;
     struct held_dev *free_devs;
     size_t n_free_copies, n_free_devs;
+    /* The writer's own share of them (writer thread only, no lock): refilled with the
+     * whole shared lists when it runs out, so a batch takes the mutex about once for
+     * its copies' bookkeeping, not once a copy. */
+    struct held_copy *stash_copies;
+    struct held_dev *stash_devs;
 };
 
 /* Pools (mutex held): keep what fits, free the rest. */
@@ -174,15 +179,19 @@ void held_free(struct held *h)
         }
         free(hc);
     }
-    while (h->free_copies) {
-        struct held_copy *hc = h->free_copies;
-        h->free_copies = hc->fifo_next;
-        free(hc);
-    }
-    while (h->free_devs) {
-        struct held_dev *d = h->free_devs;
-        h->free_devs = d->chain;
-        free(d);
+    struct held_copy *copy_lists[] = {h->free_copies, h->stash_copies};
+    struct held_dev *dev_lists[] = {h->free_devs, h->stash_devs};
+    for (size_t i = 0; i < 2; i++) {
+        while (copy_lists[i]) {
+            struct held_copy *hc = copy_lists[i];
+            copy_lists[i] = hc->fifo_next;
+            free(hc);
+        }
+        while (dev_lists[i]) {
+            struct held_dev *d = dev_lists[i];
+            dev_lists[i] = d->chain;
+            free(d);
+        }
     }
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -206,21 +215,29 @@ size_t held_room(struct held *h)
 
 struct held_copy *held_copy_new(struct held *h)
 {
-    pthread_mutex_lock(&h->mu);
-    struct held_copy *hc = h->free_copies;
-    if (hc) {
-        h->free_copies = hc->fifo_next;
-        h->n_free_copies--;
+    if (!h->stash_copies || !h->stash_devs) {
+        pthread_mutex_lock(&h->mu);
+        if (!h->stash_copies) {
+            h->stash_copies = h->free_copies;
+            h->free_copies = NULL;
+            h->n_free_copies = 0;
+        }
+        if (!h->stash_devs) {
+            h->stash_devs = h->free_devs;
+            h->free_devs = NULL;
+            h->n_free_devs = 0;
+        }
+        pthread_mutex_unlock(&h->mu);
     }
-    struct held_dev *d = h->free_devs;
-    if (d) {
-        h->free_devs = d->chain;
-        h->n_free_devs--;
-    }
-    pthread_mutex_unlock(&h->mu);
-    if (!hc)
+    struct held_copy *hc = h->stash_copies;
+    if (hc)
+        h->stash_copies = hc->fifo_next;
+    else
         hc = malloc(sizeof *hc);
-    if (!d)
+    struct held_dev *d = h->stash_devs;
+    if (d)
+        h->stash_devs = d->chain;
+    else
         d = malloc(sizeof *d);
     if (!hc || !d) {
         free(hc);
@@ -236,10 +253,12 @@ void held_copy_free(struct held *h, struct held_copy *hc)
 {
     if (!hc)
         return;
-    pthread_mutex_lock(&h->mu);
-    dev_put(h, hc->spare);
-    copy_put(h, hc);
-    pthread_mutex_unlock(&h->mu);
+    if (hc->spare) {
+        hc->spare->chain = h->stash_devs;
+        h->stash_devs = hc->spare;
+    }
+    hc->fifo_next = h->stash_copies;
+    h->stash_copies = hc;
 }
 
 void held_add(struct held *h, struct held_copy *hc, struct writer_job *j, size_t k, uint64_t id,

@@ -54,7 +54,8 @@ size_t held_room(struct held *h);
 /* A copy's bookkeeping, allocated before the commit that gives it its id so that
  * holding it afterwards cannot fail. NULL on OOM (then write the copy instead). */
 struct held_copy *held_copy_new(struct held *h);
-/* Give back one that was not added (its send was refused or the batch failed). */
+/* Give back one that was not added (its send was refused or the batch failed). These two
+ * run on the writer thread only. */
 void held_copy_free(struct held *h, struct held_copy *hc);
 /* Hold copy k of send j as hc (its envelope id given, j->n_held counting it), due for
  * writing at due_us (monotonic). Copies must be added in increasing id order. */
