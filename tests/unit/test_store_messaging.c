@@ -586,6 +586,25 @@ static void test_send_duplicate(void **state)
     assert_int_equal(qcount(f->s, w.b1), 3);
 }
 
+/* a1's message `seed` to all of bob's devices and a2, kept until expires_at, applied at
+ * `now`: its status. */
+static enum store_send_status send_seed(struct store *s, const struct world *w, uint8_t seed,
+                                        int64_t expires_at, int64_t now)
+{
+    char d[3][STORE_ID_LEN + 1];
+    memcpy(d[0], w->b1, sizeof d[0]);
+    memcpy(d[1], w->b2, sizeof d[1]);
+    memcpy(d[2], w->a2, sizeof d[2]);
+    struct store_queue_op op;
+    struct send_buf buf;
+    make_send(&op, &buf, w->a, w->a1, w->b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, seed);
+    op.u.send.expires_at = expires_at;
+    assert_int_equal(store_queue_apply(s, &op, 1, now), PARLEY_OK);
+    enum store_send_status status = op.u.send.status;
+    store_queue_op_cleanup(&op);
+    return status;
+}
+
 /* Remembered ids are known to a process that did not remember them (its filter of
  * remembered ids is built from the table), and a purged id is no longer a duplicate. */
 static void test_send_duplicate_after_reopen_and_purge(void **state)
@@ -593,25 +612,13 @@ static void test_send_duplicate_after_reopen_and_purge(void **state)
     struct fx *f = *state;
     struct world w;
     make_world(f->s, &w);
-    char d[3][STORE_ID_LEN + 1];
-    memcpy(d[0], w.b1, sizeof d[0]);
-    memcpy(d[1], w.b2, sizeof d[1]);
-    memcpy(d[2], w.a2, sizeof d[2]);
-    struct store_queue_op op;
-    struct send_buf buf;
-    for (uint8_t seed = 20; seed < 23; seed++) {
-        make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, seed);
-        op.u.send.expires_at = seed == 20 ? NOW + 1 : NOW + TTL;
-        assert_int_equal(send1(f->s, &op), STORE_SEND_OK);
-        store_queue_op_cleanup(&op);
-    }
+    assert_int_equal(send_seed(f->s, &w, 20, NOW + 1, NOW), STORE_SEND_OK);
+    assert_int_equal(send_seed(f->s, &w, 21, NOW + TTL, NOW), STORE_SEND_OK);
+    assert_int_equal(send_seed(f->s, &w, 22, NOW + TTL, NOW), STORE_SEND_OK);
     store_close(f->s);
     assert_int_equal(store_open_sqlite(f->path, &f->s), PARLEY_OK);
-    for (uint8_t seed = 20; seed < 23; seed++) {
-        make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, seed);
-        assert_int_equal(send1(f->s, &op), STORE_SEND_DUPLICATE);
-        store_queue_op_cleanup(&op);
-    }
+    for (uint8_t seed = 20; seed < 23; seed++)
+        assert_int_equal(send_seed(f->s, &w, seed, NOW + TTL, NOW), STORE_SEND_DUPLICATE);
     struct store_envelope *notices = NULL;
     size_t n_notices = 0, n_purged = 0;
     assert_int_equal(store_queue_purge_expired(f->s, NOW + 2, 100, 60, &notices, &n_notices,
@@ -619,14 +626,8 @@ static void test_send_duplicate_after_reopen_and_purge(void **state)
                      PARLEY_OK);
     store_envelopes_free(notices, n_notices);
     assert_int_equal(n_purged, 3);
-    make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, 20);
-    assert_int_equal(store_queue_apply(f->s, &op, 1, NOW + 2), PARLEY_OK);
-    assert_int_equal(op.u.send.status, STORE_SEND_OK);
-    store_queue_op_cleanup(&op);
-    make_send(&op, &buf, w.a, w.a1, w.b, NULL, (const char(*)[STORE_ID_LEN + 1]) d, 3, 21);
-    assert_int_equal(store_queue_apply(f->s, &op, 1, NOW + 2), PARLEY_OK);
-    assert_int_equal(op.u.send.status, STORE_SEND_DUPLICATE);
-    store_queue_op_cleanup(&op);
+    assert_int_equal(send_seed(f->s, &w, 20, NOW + TTL, NOW + 2), STORE_SEND_OK);
+    assert_int_equal(send_seed(f->s, &w, 21, NOW + TTL, NOW + 2), STORE_SEND_DUPLICATE);
 }
 
 static void test_send_queue_full(void **state)
