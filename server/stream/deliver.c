@@ -52,7 +52,7 @@ static void free_list(struct outmsg *m)
 {
     while (m) {
         struct outmsg *next = m->next;
-        free(m);
+        outmsg_free(m);
         m = next;
     }
 }
@@ -261,7 +261,7 @@ static void finish_drain(struct sconn *c)
         struct outmsg *m = pack_frame(&f, OUT_REPLY);
         if (m && stream_send_now(c, m))
             c->drained_sent = true;
-        free(m);
+        outmsg_free(m);
     }
 }
 
@@ -335,7 +335,7 @@ void deliver_start(struct sconn *c)
 void deliver_push(struct sconn *c, struct outmsg *m)
 {
     if (m->env_id <= c->last_sent) {
-        free(m);
+        outmsg_free(m);
         return;
     }
     if (c->draining) {
@@ -344,7 +344,7 @@ void deliver_push(struct sconn *c, struct outmsg *m)
             c->pend_head = c->pend_tail = NULL;
             c->n_pend = 0;
             c->refetch = true;
-            free(m);
+            outmsg_free(m);
             return;
         }
         m->next = NULL;
@@ -358,12 +358,12 @@ void deliver_push(struct sconn *c, struct outmsg *m)
     }
     if (!window_open(c)) {
         /* A window behind: the store has it; catch up from there when acks come. */
-        free(m);
+        outmsg_free(m);
         c->draining = true;
         return;
     }
     send_envelope(c, m);
-    free(m);
+    outmsg_free(m);
 }
 
 void deliver_closed(struct sconn *c)

@@ -35,6 +35,7 @@
 #include "pack.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,19 +256,91 @@ __attribute__((noinline)) static void frame_write(const Parley__Stream__ServerFr
     (void)n;
 }
 
-struct outmsg *pack_frame(const Parley__Stream__ServerFrame *f, enum out_kind kind)
+struct outmsg_pool {
+    pthread_mutex_t mu;
+    struct outmsg *free; /* linked through next */
+    size_t n;
+};
+
+enum parley_err outmsg_pool_new(struct outmsg_pool **out)
+{
+    struct outmsg_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return PARLEY_ERR_NOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    *out = p;
+    return PARLEY_OK;
+}
+
+void outmsg_pool_free(struct outmsg_pool *p)
+{
+    if (!p)
+        return;
+    while (p->free) {
+        struct outmsg *m = p->free;
+        p->free = m->next;
+        free(m);
+    }
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void outmsg_free(struct outmsg *m)
+{
+    if (!m)
+        return;
+    struct outmsg_pool *p = m->pool;
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        if (p->n < OUTMSG_POOL_MAX) {
+            m->next = p->free;
+            p->free = m;
+            p->n++;
+            m = NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(m);
+}
+
+/* An outmsg for n bytes of frame: a pool block when it fits, else malloc'd. */
+static struct outmsg *outmsg_new(struct outmsg_pool *p, size_t n)
+{
+    struct outmsg *m = NULL;
+    bool block = p && n <= OUTMSG_BLOCK - sizeof *m;
+    if (block) {
+        pthread_mutex_lock(&p->mu);
+        if ((m = p->free)) {
+            p->free = m->next;
+            p->n--;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (!m && !(m = malloc(block ? OUTMSG_BLOCK : sizeof *m + n)))
+        return NULL;
+    memset(m, 0, sizeof *m);
+    m->pool = block ? p : NULL;
+    return m;
+}
+
+static struct outmsg *pack_frame_in(struct outmsg_pool *p, const Parley__Stream__ServerFrame *f,
+                                    enum out_kind kind)
 {
     if (!body_ok(f))
         return NULL;
     size_t n = frame_size(f);
-    struct outmsg *m = malloc(sizeof *m + n);
+    struct outmsg *m = outmsg_new(p, n);
     if (!m)
         return NULL;
-    memset(m, 0, sizeof *m);
     m->kind = kind;
     m->len = n;
     frame_write(f, m->data + n, n);
     return m;
+}
+
+struct outmsg *pack_frame(const Parley__Stream__ServerFrame *f, enum out_kind kind)
+{
+    return pack_frame_in(NULL, f, kind);
 }
 
 bool pack_frame_bytes(const Parley__Stream__ServerFrame *f, uint8_t *buf, size_t cap,
@@ -295,22 +368,22 @@ struct outmsg *pack_error(uint64_t id, const char *code, const char *message)
     return pack_frame(&f, OUT_REPLY);
 }
 
-static struct outmsg *pack_env(Parley__Stream__Envelope *e)
+static struct outmsg *pack_env(struct outmsg_pool *p, Parley__Stream__Envelope *e)
 {
     Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;
     f.id = 0;
     f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_ENVELOPE;
     f.envelope = e;
-    struct outmsg *m = pack_frame(&f, OUT_PUSH);
+    struct outmsg *m = pack_frame_in(p, &f, OUT_PUSH);
     if (m)
         m->env_id = e->envelope_id;
     return m;
 }
 
-struct outmsg *pack_message(uint64_t env_id, const char *sender_user, const char *sender_username,
-                            const char *sender_device, const uint8_t msgid[16],
-                            const char *group_id, int64_t server_time_ms, const uint8_t *ct,
-                            size_t ct_len)
+struct outmsg *pack_message(struct outmsg_pool *pool, uint64_t env_id, const char *sender_user,
+                            const char *sender_username, const char *sender_device,
+                            const uint8_t msgid[16], const char *group_id,
+                            int64_t server_time_ms, const uint8_t *ct, size_t ct_len)
 {
     Parley__Stream__Envelope e = PARLEY__STREAM__ENVELOPE__INIT;
     e.envelope_id = env_id;
@@ -324,13 +397,13 @@ struct outmsg *pack_message(uint64_t env_id, const char *sender_user, const char
     e.server_time_ms = server_time_ms;
     e.ciphertext.data = (uint8_t *)ct;
     e.ciphertext.len = ct_len;
-    return pack_env(&e);
+    return pack_env(pool, &e);
 }
 
 struct outmsg *pack_stored(const struct store_envelope *s, const uint8_t *ct, size_t ct_len)
 {
     if (s->kind == STORE_ENV_MESSAGE)
-        return pack_message(s->id, s->sender_user, s->sender_username, s->sender_device,
+        return pack_message(NULL, s->id, s->sender_user, s->sender_username, s->sender_device,
                             s->client_msg_id, s->group_id, s->created_at_ms, ct, ct_len);
     Parley__Stream__Envelope e = PARLEY__STREAM__ENVELOPE__INIT;
     Parley__Stream__ExpiredNotice x = PARLEY__STREAM__EXPIRED_NOTICE__INIT;
@@ -343,5 +416,5 @@ struct outmsg *pack_stored(const struct store_envelope *s, const uint8_t *ct, si
     e.group_id = (char *)s->group_id;
     e.server_time_ms = s->created_at_ms;
     e.expired = &x;
-    return pack_env(&e);
+    return pack_env(NULL, &e);
 }

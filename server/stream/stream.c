@@ -84,7 +84,7 @@ static void on_post(void *arg)
             break;
         }
     }
-    free(m);
+    outmsg_free(m);
     sconn_unref(c);
 }
 
@@ -122,7 +122,7 @@ static void post_list(struct http_loop *loop, struct outmsg *head)
     while (head) { /* the loop is stopping: nobody will send these */
         struct outmsg *next = head->next;
         sconn_unref(head->c);
-        free(head);
+        outmsg_free(head);
         head = next;
     }
 }
@@ -164,7 +164,7 @@ static bool send_at_once(struct sconn *c, struct outmsg *m)
     if (m->kind != OUT_REPLY || gathering || !http_loop_is_current(c->loop))
         return false;
     (void)stream_send_now(c, m);
-    free(m);
+    outmsg_free(m);
     return true;
 }
 
@@ -227,7 +227,7 @@ static void send_error(struct sconn *c, uint64_t id, const char *code, const cha
     struct outmsg *m = pack_error(id, code, msg);
     if (m)
         (void)stream_send_now(c, m);
-    free(m);
+    outmsg_free(m);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -250,7 +250,7 @@ static void do_ping(struct sconn *c, uint64_t id)
     struct outmsg *m = pack_frame(&f, OUT_REPLY);
     if (m)
         (void)stream_send_now(c, m);
-    free(m);
+    outmsg_free(m);
 }
 
 static void submit(struct sconn *c, struct writer_job *j)
@@ -654,7 +654,7 @@ enum parley_err stream_new(struct app *app, struct stream **out)
                   ? seal_key_new_version(app->master_key, SEAL_V1, &st->key)
                   : seal_key_new(app->master_key, &st->key)))
         goto fail;
-    if ((rc = hub_new(&st->hub)))
+    if ((rc = hub_new(&st->hub)) || (rc = outmsg_pool_new(&st->pushes)))
         goto fail;
     if ((rc = writer_new(st, &st->writer)))
         goto fail;
@@ -688,6 +688,7 @@ void stream_free(struct stream *st)
     if (!st)
         return;
     writer_free(st->writer);
+    outmsg_pool_free(st->pushes); /* after the loops and the writer: no push is left */
     hub_free(st->hub);
     ratelimit_free(st->rl_send);
     seal_key_free(st->key);

@@ -319,9 +319,9 @@ static bool pushes_pack(struct stream *st, const struct writer_job *j,
         conns[i] = NULL;
         if (!p->tov[i])
             continue;
-        p->mv[i] = pack_message(s->copies[i].envelope_id, j->c->user_id, j->c->username,
-                                j->c->device_id, j->msgid, j->group_id, j->created_ms,
-                                j->copies[i].ct, j->copies[i].ct_len);
+        p->mv[i] = pack_message(st->pushes, s->copies[i].envelope_id, j->c->user_id,
+                                j->c->username, j->c->device_id, j->msgid, j->group_id,
+                                j->created_ms, j->copies[i].ct, j->copies[i].ct_len);
     }
     return true;
 }

@@ -518,15 +518,48 @@ static void test_pack_message(void **state)
 {
     (void)state;
     static const uint8_t ct[] = "opaque ciphertext";
-    struct outmsg *m = pack_message((uint64_t)1 << 63, USER_A, "alice", DEV_A, MID, NULL,
+    struct outmsg *m = pack_message(NULL, (uint64_t)1 << 63, USER_A, "alice", DEV_A, MID, NULL,
                                     1700000000123, ct, sizeof ct);
     assert_non_null(m);
+    assert_null(m->pool);
     assert_message_envelope(m, (uint64_t)1 << 63, "", 1700000000123, ct, sizeof ct);
-    free(m);
-    m = pack_message(7, USER_A, "alice", DEV_A, MID, GROUP, -5, NULL, 0);
+    outmsg_free(m);
+    m = pack_message(NULL, 7, USER_A, "alice", DEV_A, MID, GROUP, -5, NULL, 0);
     assert_non_null(m);
     assert_message_envelope(m, 7, GROUP, -5, NULL, 0);
-    free(m);
+    outmsg_free(m);
+}
+
+/* Pushes that fit a block come from the pool and go back to it (the next one reuses the
+ * block, with nothing left of the last frame); a larger one is malloc'd and freed. */
+static void test_pack_message_pool(void **state)
+{
+    (void)state;
+    static const uint8_t ct[] = "opaque ciphertext";
+    static uint8_t big[OUTMSG_BLOCK];
+    memset(big, 0x5a, sizeof big);
+    struct outmsg_pool *pool = NULL;
+    assert_int_equal(outmsg_pool_new(&pool), PARLEY_OK);
+    struct outmsg *m = pack_message(pool, 9, USER_A, "alice", DEV_A, MID, GROUP, 42, ct, sizeof ct);
+    assert_non_null(m);
+    assert_ptr_equal(m->pool, pool);
+    assert_message_envelope(m, 9, GROUP, 42, ct, sizeof ct);
+    struct outmsg *first = m;
+    outmsg_free(m);
+    m = pack_message(pool, 10, USER_A, "alice", DEV_A, MID, NULL, 43, NULL, 0);
+    assert_ptr_equal(m, first);
+    assert_null(m->next);
+    assert_null(m->c);
+    assert_message_envelope(m, 10, "", 43, NULL, 0);
+    struct outmsg *large = pack_message(pool, 11, USER_A, "alice", DEV_A, MID, NULL, 44, big,
+                                        sizeof big);
+    assert_non_null(large);
+    assert_null(large->pool);
+    assert_message_envelope(large, 11, "", 44, big, sizeof big);
+    outmsg_free(large);
+    outmsg_free(m);
+    outmsg_free(NULL);
+    outmsg_pool_free(pool);
 }
 
 static void test_pack_stored(void **state)
@@ -589,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_random_frames_match_protobuf_c),
         cmocka_unit_test(test_pack_error),
         cmocka_unit_test(test_pack_message),
+        cmocka_unit_test(test_pack_message_pool),
         cmocka_unit_test(test_pack_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
