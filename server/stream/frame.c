@@ -458,7 +458,8 @@ static enum frame_status check_send(const Parley__Stream__Send *s, const struct 
             return refuse(out, "too_large", "ciphertext larger than max_envelope");
         ids[i] = c->device_id;
     }
-    qsort(ids, s->n_copies, sizeof ids[0], cmp_str);
+    if (s->n_copies > 1) /* a chat's usual single copy: nothing to compare */
+        qsort(ids, s->n_copies, sizeof ids[0], cmp_str);
     for (size_t i = 1; i < s->n_copies; i++)
         if (strcmp(ids[i - 1], ids[i]) == 0)
             return refuse(out, "invalid_field", "two copies for the same device");
