@@ -532,7 +532,6 @@ static enum parley_err target_check(struct sq_conn *c, const struct store_queue_
     return err;
 }
 
-/* Remember (sender_device, msgid) until expires_at: a resend is then DUPLICATE. */
 /* Fill s->seen from sent_msg_ids, sized for twice the rows (caller holds seen_mu). On
  * failure the filter is left empty, which answers "maybe": every send then looks its
  * id up, as it would without a filter. */
@@ -570,6 +569,7 @@ static uint64_t seen_hash(const struct seen_filter *f, const char *sender_device
     return seen_filter_hash(f, sender_device, msgid, STORE_MSGID_BYTES);
 }
 
+/* Remember (sender_device, msgid) until expires_at: a resend is then DUPLICATE. */
 static enum parley_err remember_id(struct sq_conn *c, struct seen_filter *seen,
                                    const char *sender_device,
                                    const uint8_t msgid[STORE_MSGID_BYTES], int64_t expires_at)
@@ -623,9 +623,6 @@ static enum parley_err device_int(struct sq_conn *c, enum sq_stmt_id sid, const 
     return sq_query_int(c, st, sq_bind_text_ref(st, 1, device), &found, v, "queue_send");
 }
 
-/* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
- * send gets the id *next_id (then incremented); held copies are not written. Returns an
- * error only for a database failure (the whole batch then fails). */
 /* The envelope row fields a send's copies share. */
 static void envelope_of_send(const struct store_queue_send *snd, struct store_envelope *e)
 {
@@ -639,6 +636,9 @@ static void envelope_of_send(const struct store_queue_send *snd, struct store_en
     e->expires_at = snd->expires_at;
 }
 
+/* Every check of a send, then its writes; leaves snd->status set. Each copy of an OK
+ * send gets the id *next_id (then incremented); held copies are not written. Returns an
+ * error only for a database failure (the whole batch then fails). */
 static enum parley_err send_checks_and_insert(struct sq_conn *c, struct seen_filter *seen,
                                               struct store_queue_send *snd, int64_t now,
                                               struct target_entry *te, uint64_t *next_id)

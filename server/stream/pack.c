@@ -35,7 +35,6 @@
 #include "pack.h"
 
 #include <assert.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,74 +255,27 @@ __attribute__((noinline)) static void frame_write(const Parley__Stream__ServerFr
     (void)n;
 }
 
-struct outmsg_pool {
-    pthread_mutex_t mu;
-    struct outmsg *free; /* linked through next */
-    size_t n;
-};
-
-enum parley_err outmsg_pool_new(struct outmsg_pool **out)
-{
-    struct outmsg_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return PARLEY_ERR_NOMEM;
-    pthread_mutex_init(&p->mu, NULL);
-    *out = p;
-    return PARLEY_OK;
-}
-
-void outmsg_pool_free(struct outmsg_pool *p)
-{
-    if (!p)
-        return;
-    while (p->free) {
-        struct outmsg *m = p->free;
-        p->free = m->next;
-        free(m);
-    }
-    pthread_mutex_destroy(&p->mu);
-    free(p);
-}
-
 void outmsg_free(struct outmsg *m)
 {
-    if (!m)
-        return;
-    struct outmsg_pool *p = m->pool;
-    if (p) {
-        pthread_mutex_lock(&p->mu);
-        if (p->n < OUTMSG_POOL_MAX) {
-            m->next = p->free;
-            p->free = m;
-            p->n++;
-            m = NULL;
-        }
-        pthread_mutex_unlock(&p->mu);
-    }
-    free(m);
+    if (m && m->pool)
+        block_pool_put(m->pool, m);
+    else
+        free(m);
 }
 
 /* An outmsg for n bytes of frame: a pool block when it fits, else malloc'd. */
-static struct outmsg *outmsg_new(struct outmsg_pool *p, size_t n)
+static struct outmsg *outmsg_new(struct block_pool *p, size_t n)
 {
-    struct outmsg *m = NULL;
-    bool block = p && n <= OUTMSG_BLOCK - sizeof *m;
-    if (block) {
-        pthread_mutex_lock(&p->mu);
-        if ((m = p->free)) {
-            p->free = m->next;
-            p->n--;
-        }
-        pthread_mutex_unlock(&p->mu);
-    }
-    if (!m && !(m = malloc(block ? OUTMSG_BLOCK : sizeof *m + n)))
+    bool block = p && n <= p->size - sizeof(struct outmsg);
+    struct outmsg *m = block ? block_pool_get(p) : malloc(sizeof *m + n);
+    if (!m)
         return NULL;
     memset(m, 0, sizeof *m);
     m->pool = block ? p : NULL;
     return m;
 }
 
-static struct outmsg *pack_frame_in(struct outmsg_pool *p, const Parley__Stream__ServerFrame *f,
+static struct outmsg *pack_frame_in(struct block_pool *p, const Parley__Stream__ServerFrame *f,
                                     enum out_kind kind)
 {
     if (!body_ok(f))
@@ -368,7 +320,7 @@ struct outmsg *pack_error(uint64_t id, const char *code, const char *message)
     return pack_frame(&f, OUT_REPLY);
 }
 
-static struct outmsg *pack_env(struct outmsg_pool *p, Parley__Stream__Envelope *e)
+static struct outmsg *pack_env(struct block_pool *p, Parley__Stream__Envelope *e)
 {
     Parley__Stream__ServerFrame f = PARLEY__STREAM__SERVER_FRAME__INIT;
     f.id = 0;
@@ -380,7 +332,7 @@ static struct outmsg *pack_env(struct outmsg_pool *p, Parley__Stream__Envelope *
     return m;
 }
 
-struct outmsg *pack_message(struct outmsg_pool *pool, uint64_t env_id, const char *sender_user,
+struct outmsg *pack_message(struct block_pool *pool, uint64_t env_id, const char *sender_user,
                             const char *sender_username, const char *sender_device,
                             const uint8_t msgid[16], const char *group_id,
                             int64_t server_time_ms, const uint8_t *ct, size_t ct_len)

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "parley/err.h"
+#include "block_pool.h"
 #include "proto/stream.pb-c.h"
 
 struct sconn;
@@ -29,27 +29,21 @@ enum out_kind {
     OUT_REVOKE,    /* no bytes: close the connection, its session ended (4001) */
 };
 
-struct outmsg_pool;
-
 struct outmsg {
     struct outmsg *next;  /* free for the owner's lists */
     struct sconn *c;      /* set by stream_post (holds a reference) */
-    struct outmsg_pool *pool; /* where its memory goes back (NULL: free()) */
+    struct block_pool *pool; /* where its memory goes back (NULL: free()) */
     enum out_kind kind;
     uint64_t env_id;      /* OUT_PUSH */
     size_t len;
     uint8_t data[];
 };
 
-/* Memory for pushes, shared by threads: blocks of OUTMSG_BLOCK bytes (header included)
- * kept for reuse, at most OUTMSG_POOL_MAX of them. Pushes are packed on the writer
- * thread and freed on loops, which glibc's per-thread caches serve badly (each malloc
- * and free took the slow path). */
+/* Pushes are packed on the writer thread and freed on loops: those that fit take a
+ * block of OUTMSG_BLOCK bytes (header included) from a block pool (block_pool.h) set
+ * up with these sizes. */
 #define OUTMSG_BLOCK 512
 #define OUTMSG_POOL_MAX 8192
-PARLEY_WUR enum parley_err outmsg_pool_new(struct outmsg_pool **out);
-/* Every outmsg from the pool must be freed first. Accepts NULL. */
-void outmsg_pool_free(struct outmsg_pool *p);
 /* Free m (back to its pool if it came from one). Accepts NULL. */
 void outmsg_free(struct outmsg *m);
 
@@ -64,7 +58,7 @@ bool pack_frame_bytes(const Parley__Stream__ServerFrame *f, uint8_t *buf, size_t
 struct outmsg *pack_error(uint64_t id, const char *code, const char *message);
 /* An Envelope push for a freshly committed MESSAGE (ciphertext as the sender gave it),
  * in a block of pool when it fits (pool may be NULL). */
-struct outmsg *pack_message(struct outmsg_pool *pool, uint64_t env_id, const char *sender_user,
+struct outmsg *pack_message(struct block_pool *pool, uint64_t env_id, const char *sender_user,
                             const char *sender_username, const char *sender_device,
                             const uint8_t msgid[16], const char *group_id,
                             int64_t server_time_ms, const uint8_t *ct, size_t ct_len);

@@ -650,11 +650,12 @@ enum parley_err stream_new(struct app *app, struct stream **out)
     if (!st)
         return PARLEY_ERR_NOMEM;
     st->app = app;
+    block_pool_init(&st->pushes, OUTMSG_BLOCK, OUTMSG_POOL_MAX);
     if ((rc = strcmp(app->cfg->queue_seal, "xchacha20") == 0
                   ? seal_key_new_version(app->master_key, SEAL_V1, &st->key)
                   : seal_key_new(app->master_key, &st->key)))
         goto fail;
-    if ((rc = hub_new(&st->hub)) || (rc = outmsg_pool_new(&st->pushes)))
+    if ((rc = hub_new(&st->hub)))
         goto fail;
     if ((rc = writer_new(st, &st->writer)))
         goto fail;
@@ -688,7 +689,7 @@ void stream_free(struct stream *st)
     if (!st)
         return;
     writer_free(st->writer);
-    outmsg_pool_free(st->pushes); /* after the loops and the writer: no push is left */
+    block_pool_cleanup(&st->pushes); /* after the loops and the writer: no push is left */
     hub_free(st->hub);
     ratelimit_free(st->rl_send);
     seal_key_free(st->key);

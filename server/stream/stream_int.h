@@ -46,7 +46,7 @@ struct stream {
     struct seal_key *key;
     struct hub *hub;
     struct writer *writer;
-    struct outmsg_pool *pushes; /* memory of the writer's pushes (pack.h) */
+    struct block_pool pushes; /* memory of the writer's pushes (pack.h: OUTMSG_BLOCK) */
     struct ratelimit *rl_send;
     /* counters (any thread) */
     atomic_uint_fast64_t accepted, delivered, acked, purged, commits, commit_ops, notices;

@@ -58,9 +58,7 @@ struct writer {
     enum { W_BUSY, W_IDLE, W_GATHER } state; /* what the writer waits for (lock held) */
     size_t last_sends;                       /* sends in the previous batch */
     struct batch_mem mem;                    /* writer thread */
-    pthread_mutex_t pool_mu;                 /* guards the free job blocks */
-    struct writer_job *pool;                 /* linked through next */
-    size_t pool_n;
+    struct block_pool jobs;                  /* blocks of send jobs (writer_job_new) */
 };
 
 /* Whether the gather may end: a full batch of sends, or (acks alone) enough ids. */
@@ -81,21 +79,14 @@ struct batch {
 
 struct writer_job *writer_job_new(struct writer *w, size_t size)
 {
-    struct writer_job *j = NULL;
-    if (size <= WRITER_JOB_BLOCK) {
-        pthread_mutex_lock(&w->pool_mu);
-        if ((j = w->pool)) {
-            w->pool = j->next;
-            w->pool_n--;
-        }
-        pthread_mutex_unlock(&w->pool_mu);
-        if (!j && !(j = malloc(WRITER_JOB_BLOCK)))
-            return NULL;
-        memset(j, 0, size);
-        j->pool = w;
-        return j;
-    }
-    return calloc(1, size);
+    if (size > WRITER_JOB_BLOCK)
+        return calloc(1, size);
+    struct writer_job *j = block_pool_get(&w->jobs);
+    if (!j)
+        return NULL;
+    memset(j, 0, size);
+    j->pool = &w->jobs;
+    return j;
 }
 
 void writer_job_free(struct writer_job *j)
@@ -112,18 +103,10 @@ void writer_job_free(struct writer_job *j)
     free(j->ids);
     if (j->c)
         sconn_unref(j->c);
-    struct writer *w = j->pool;
-    if (w) {
-        pthread_mutex_lock(&w->pool_mu);
-        if (w->pool_n < WRITER_JOB_POOL_MAX) {
-            j->next = w->pool;
-            w->pool = j;
-            w->pool_n++;
-            j = NULL;
-        }
-        pthread_mutex_unlock(&w->pool_mu);
-    }
-    free(j);
+    if (j->pool)
+        block_pool_put(j->pool, j);
+    else
+        free(j);
 }
 
 enum parley_err writer_new(struct stream *st, struct writer **out)
@@ -140,7 +123,7 @@ enum parley_err writer_new(struct stream *st, struct writer **out)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_mutex_init(&w->pool_mu, NULL);
+    block_pool_init(&w->jobs, WRITER_JOB_BLOCK, WRITER_JOB_POOL_MAX);
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     *out = w;
@@ -319,7 +302,7 @@ static bool pushes_pack(struct stream *st, const struct writer_job *j,
         conns[i] = NULL;
         if (!p->tov[i])
             continue;
-        p->mv[i] = pack_message(st->pushes, s->copies[i].envelope_id, j->c->user_id,
+        p->mv[i] = pack_message(&st->pushes, s->copies[i].envelope_id, j->c->user_id,
                                 j->c->username, j->c->device_id, j->msgid, j->group_id,
                                 j->created_ms, j->copies[i].ct, j->copies[i].ct_len);
     }
@@ -810,12 +793,7 @@ void writer_free(struct writer *w)
     writer_stop(w);
     batch_mem_free(&w->mem);
     held_free(w->held); /* its jobs go back to the pool */
-    while (w->pool) {
-        struct writer_job *j = w->pool;
-        w->pool = j->next;
-        free(j);
-    }
-    pthread_mutex_destroy(&w->pool_mu);
+    block_pool_cleanup(&w->jobs);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "block_pool.h"
 #include "parley/err.h"
 #include "store/store.h"
 
@@ -78,7 +79,7 @@ struct writer_job {
     uint64_t *ids;
     size_t n_ids;
     size_t held_acked;   /* ids that named held copies (writer thread) */
-    struct writer *pool; /* the writer whose block pool it came from, or NULL (malloc) */
+    struct block_pool *pool; /* the pool its block came from, or NULL (malloc) */
 };
 
 #define WRITER_JOB_BLOCK 1024     /* send jobs up to this size come from the pool ... */

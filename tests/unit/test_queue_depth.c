@@ -43,6 +43,22 @@ static void send_n(struct store *s, const char *from, const char *from_dev, cons
     }
 }
 
+/* alice, bob and carol, each with one keyed device. */
+struct trio {
+    char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
+    char a1[STORE_ID_LEN + 1], b1[STORE_ID_LEN + 1], c1[STORE_ID_LEN + 1];
+};
+
+static void make_trio(struct store *s, struct trio *t)
+{
+    new_user(s, "alice", t->a);
+    new_user(s, "bob", t->b);
+    new_user(s, "carol", t->c);
+    keyed_device(s, t->a, NOW, t->a1);
+    keyed_device(s, t->b, NOW, t->b1);
+    keyed_device(s, t->c, NOW, t->c1);
+}
+
 static void assert_depth_exact(const char *path)
 {
     assert_int_equal(raw_int(path, "SELECT count(*) FROM queue_depth q WHERE q.n <> "
@@ -54,14 +70,9 @@ static void assert_depth_exact(const char *path)
 static void test_depth_follows_acks_purge_and_erasure(void **state)
 {
     struct fx *f = *state;
-    char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
-    char a1[STORE_ID_LEN + 1], b1[STORE_ID_LEN + 1], c1[STORE_ID_LEN + 1];
-    new_user(f->s, "alice", a);
-    new_user(f->s, "bob", b);
-    new_user(f->s, "carol", c);
-    keyed_device(f->s, a, NOW, a1);
-    keyed_device(f->s, b, NOW, b1);
-    keyed_device(f->s, c, NOW, c1);
+    struct trio t;
+    make_trio(f->s, &t);
+    const char *a = t.a, *b = t.b, *c = t.c, *a1 = t.a1, *b1 = t.b1, *c1 = t.c1;
     uint64_t ids[20];
     send_n(f->s, a, a1, b, b1, 20, NOW + TTL, 1, ids, 1000, STORE_SEND_OK);
     send_n(f->s, c, c1, b, b1, 5, NOW + 5, 100, NULL, 1000, STORE_SEND_OK); /* expire soon */
@@ -120,14 +131,9 @@ static void test_full_queue_recounts_before_refusing(void **state)
 static void test_batch_depth_bound_reads_near_the_limit(void **state)
 {
     struct fx *f = *state;
-    char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
-    char a1[STORE_ID_LEN + 1], b1[STORE_ID_LEN + 1], c1[STORE_ID_LEN + 1];
-    new_user(f->s, "alice", a);
-    new_user(f->s, "bob", b);
-    new_user(f->s, "carol", c);
-    keyed_device(f->s, a, NOW, a1);
-    keyed_device(f->s, b, NOW, b1);
-    keyed_device(f->s, c, NOW, c1);
+    struct trio t;
+    make_trio(f->s, &t);
+    const char *a = t.a, *b = t.b, *c = t.c, *a1 = t.a1, *b1 = t.b1, *c1 = t.c1;
     /* to bob, carol, carol, then bob three more times; max_queue 3 */
     const char *to[6] = {b, c, c, b, b, b};
     const char *dev[6] = {b1, c1, c1, b1, b1, b1};

@@ -538,8 +538,9 @@ static void test_pack_message_pool(void **state)
     static const uint8_t ct[] = "opaque ciphertext";
     static uint8_t big[OUTMSG_BLOCK];
     memset(big, 0x5a, sizeof big);
-    struct outmsg_pool *pool = NULL;
-    assert_int_equal(outmsg_pool_new(&pool), PARLEY_OK);
+    struct block_pool pushes;
+    struct block_pool *pool = &pushes;
+    block_pool_init(pool, OUTMSG_BLOCK, OUTMSG_POOL_MAX);
     struct outmsg *m = pack_message(pool, 9, USER_A, "alice", DEV_A, MID, GROUP, 42, ct, sizeof ct);
     assert_non_null(m);
     assert_ptr_equal(m->pool, pool);
@@ -559,7 +560,7 @@ static void test_pack_message_pool(void **state)
     outmsg_free(large);
     outmsg_free(m);
     outmsg_free(NULL);
-    outmsg_pool_free(pool);
+    block_pool_cleanup(pool);
 }
 
 static void test_pack_stored(void **state)
