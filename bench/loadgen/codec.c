@@ -318,11 +318,13 @@ size_t ps_ack_encode(uint8_t *out, size_t cap, uint64_t id, const uint64_t *ids,
     for (size_t i = 0; i < n_ids; i++)
         packed += varint_len(ids[i]);
     ack_len = n_ids ? ld_len(1, packed) : 0;
-    total = 1 + varint_len(id) + ld_len(3, ack_len);
+    total = (id ? 1 + varint_len(id) : 0) + ld_len(3, ack_len);
     if (cap < total)
         return 0;
-    n += put_tag(out + n, 1, WT_VARINT);
-    n += put_varint(out + n, id);
+    if (id) { /* id 0 (no AckResult wanted) is left out, as proto3 does */
+        n += put_tag(out + n, 1, WT_VARINT);
+        n += put_varint(out + n, id);
+    }
     n += put_ld(out + n, 3, NULL, ack_len);
     if (n_ids) {
         n += put_ld(out + n, 1, NULL, packed);

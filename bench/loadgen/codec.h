@@ -73,7 +73,7 @@ int mqtt_parse(const uint8_t *buf, size_t len, size_t max, struct mqtt_packet *p
 size_t ps_send_encode(uint8_t *out, size_t cap, uint64_t id, const uint8_t cmid[16],
                       const char *to_user, const char *device_id, const uint8_t *ct,
                       size_t ct_len);
-/* ClientFrame{id, ack: Ack{envelope_ids (packed)}} */
+/* ClientFrame{id, ack: Ack{envelope_ids (packed)}}; id 0 (no AckResult wanted) is left out. */
 size_t ps_ack_encode(uint8_t *out, size_t cap, uint64_t id, const uint64_t *ids, size_t n);
 
 enum ps_body { PS_NONE = 0, PS_SEND_RESULT = 2, PS_ACK_RESULT = 3, PS_PONG = 4, PS_ERROR = 5,

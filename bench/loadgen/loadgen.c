@@ -656,6 +656,8 @@ static int run_relay(unsigned n_pairs, unsigned window, const char *name)
         if (!(ps[i].b = connect_end(&ps[i], R_RECEIVER, "relay", true, true)) ||
             !(ps[i].a = connect_end(&ps[i], R_SENDER, "relay", true, false)))
             goto out;
+        /* Acks unanswered, as MQTT's PUBACK: SendResult stays the durable answer. */
+        ps[i].b->acks_unanswered = true;
     }
     if (G.target == T_PARLEY && !loop_until(all_drained, &w, 30)) {
         fprintf(stderr, "loadgen: receivers did not report Drained\n");

@@ -289,6 +289,13 @@ static void write_acks(struct conn *c)
 
     if (!c->n_acks)
         return;
+    if (c->acks_unanswered) {
+        n = ps_ack_encode(frame, sizeof frame, 0, c->acks, c->n_acks);
+        c->n_acks = 0;
+        if (n)
+            net_ws_send(c, WSC_BINARY, frame, n);
+        return;
+    }
     uint64_t id = c->next_id++;
     size_t slot = id % NET_ACK_RING;
     n = ps_ack_encode(frame, sizeof frame, id, c->acks, c->n_acks);

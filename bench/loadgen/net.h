@@ -45,6 +45,7 @@ struct conn {
     size_t n_acks;
     uint64_t *ack_sent[NET_ACK_RING];    /* ids of Ack request id % ring, until answered */
     size_t ack_sent_n[NET_ACK_RING];
+    bool acks_unanswered;        /* Acks go with id 0: the server answers none */
 };
 
 struct net_callbacks {

@@ -67,6 +67,14 @@ static void test_ack_decodes_with_protobuf_c(void **state)
     for (size_t i = 0; i < 1024; i++)
         assert_int_equal(f->ack->envelope_ids[i], ids[i]);
     parley__stream__client_frame__free_unpacked(f, NULL);
+    /* id 0: an ack that wants no answer; the field is left out */
+    n = ps_ack_encode(buf, sizeof buf, 0, ids, 3);
+    assert_true(n > 0 && buf[0] == 0x1a);
+    f = parley__stream__client_frame__unpack(NULL, n, buf);
+    assert_non_null(f);
+    assert_int_equal(f->id, 0);
+    assert_int_equal(f->ack->n_envelope_ids, 3);
+    parley__stream__client_frame__free_unpacked(f, NULL);
 }
 
 static size_t pack_server(const Parley__Stream__ServerFrame *sf, uint8_t *buf)

@@ -495,8 +495,9 @@ enum frame_status frame_decode(const uint8_t *data, size_t len, const struct fra
     out->cf = decode_frame(&out->arena, data, len);
     if (!out->cf)
         return FRAME_INVALID;
-    if (out->cf->id == 0) {
-        out->message = "request id must be non-zero";
+    /* id 0 is an Ack that wants no AckResult (fire and forget, as MQTT's PUBACK). */
+    if (out->cf->id == 0 && out->cf->body_case != PARLEY__STREAM__CLIENT_FRAME__BODY_ACK) {
+        out->message = "request id must be non-zero (only an ack may have id 0)";
         return FRAME_INVALID;
     }
     out->id = out->cf->id;

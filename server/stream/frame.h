@@ -14,8 +14,10 @@
  * fields cannot turn one megabyte on the wire into a hundred in memory.
  *
  * Outcomes (frame_decode's return value):
- *   FRAME_OK       out->cf is a valid request; out->id its non-zero id.
- *   FRAME_INVALID  the bytes are not a usable frame (not protobuf, no body, id 0):
+ *   FRAME_OK       out->cf is a valid request; out->id its id, non-zero but for an Ack
+ *                  (an Ack with id 0 wants no AckResult).
+ *   FRAME_INVALID  the bytes are not a usable frame (not protobuf, no body, id 0 on a
+ *                  frame other than an Ack):
  *                  answer Error{code "invalid_frame"} with id 0 and count it against
  *                  the connection.
  *   FRAME_REFUSED  a well-formed frame whose request is refused: answer Error with

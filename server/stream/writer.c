@@ -383,6 +383,8 @@ static void finish_ack(struct stream *st, struct writer_job *j, const struct sto
     f.body_case = PARLEY__STREAM__SERVER_FRAME__BODY_ACK_RESULT;
     f.ack_result = &r;
     atomic_fetch_add(&st->acked, deleted);
+    if (j->req_id == 0)
+        return; /* an ack with id 0 wants no answer */
     if (!stream_reply(j->c, &f))
         reply_error(j, "unavailable", "out of memory");
 }

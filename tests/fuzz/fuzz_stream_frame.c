@@ -2,7 +2,7 @@
  * fuzz_stream_frame.c — libFuzzer target for the stream's frame decoder
  * (server/stream/frame.c), the same function the server calls on every WebSocket
  * message. On FRAME_OK the frame must satisfy every rule the server relies on
- * afterwards (non-zero id, a known body, a 16-byte message id, valid distinct device
+ * afterwards (non-zero id but on an Ack, a known body, a 16-byte message id, valid distinct device
  * ids, sizes within the limits), else the target aborts. frame_release runs on every
  * path, so leaks and double frees show under ASan.
  *
@@ -85,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum frame_status st = frame_decode(data, size, &lim, &r);
     if (st == FRAME_OK) {
         const Parley__Stream__ClientFrame *cf = r.cf;
-        CHECK(cf && cf->id != 0 && r.id == cf->id);
+        CHECK(cf && r.id == cf->id);
+        CHECK(cf->id != 0 || cf->body_case == PARLEY__STREAM__CLIENT_FRAME__BODY_ACK);
         if (cf->body_case == PARLEY__STREAM__CLIENT_FRAME__BODY_SEND) {
             const Parley__Stream__Send *s = cf->send;
             CHECK(s->client_message_id.len == 16);

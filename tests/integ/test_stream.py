@@ -206,6 +206,41 @@ def test_P8_envelope_deleted_only_after_ack():
         bob.close()
 
 
+def test_P8_ack_with_id_0_deletes_without_answer():
+    """An Ack with id 0 deletes like any ack but gets no AckResult (fire and forget);
+    a malformed one is still refused, with an Error of id 0."""
+    with Server() as s:
+        alice, bob = user(s, "alice"), user(s, "bob")
+        alice.connect()
+        alice.envelopes_until_drained()
+        for i in range(2):
+            ok(alice.send({bob.device_id: b"quiet-%d" % i}, to_user=bob.user_id))
+        assert rows(s, bob.device_id) == 2
+        bob.connect()
+        got, n = bob.envelopes_until_drained()
+        assert n == 2, got
+        first, second = (e["envelope_id"] for e in got)
+        bob.ws.send_binary(pb.encode("ClientFrame", {"id": 0, "ack": {"envelope_ids": [first]}}))
+        # an id'd ack sent after it is answered after it: nothing came for the first
+        assert bob.ack([second]) == 1
+        assert bob.inbox == [] and bob.no_frame(), bob.inbox
+        assert rows(s, bob.device_id) == 0
+        bob.ws.send_binary(pb.encode("ClientFrame", {"id": 0, "ack": {"envelope_ids": [0]}}))
+        f = bob.frame()
+        assert f["id"] == 0 and error_code(f) == "invalid_field", f
+        # online: the pushed copy is held in memory, and the id-0 ack releases the OK
+        rid = send_request(alice, bob, msgid(), b"held")
+        e = bob.push()["envelope"]
+        bob.ws.send_binary(pb.encode("ClientFrame",
+                                     {"id": 0, "ack": {"envelope_ids": [e["envelope_id"]]}}))
+        ok(alice.reply(rid))
+        assert bob.no_frame() and rows(s, bob.device_id) == 0
+        bob.close()
+        bob.connect()
+        got, n = bob.envelopes_until_drained()
+        assert got == [] and n == 0
+
+
 def test_P8_multi_device():
     with Server() as s:
         alice, bob1 = user(s, "alice"), user(s, "bob")
@@ -645,6 +680,7 @@ if __name__ == "__main__":
     tests = [
         test_stream_auth_required_before_upgrade,
         test_P8_envelope_deleted_only_after_ack,
+        test_P8_ack_with_id_0_deletes_without_answer,
         test_P8_multi_device,
         test_online_push_and_own_devices,
         test_P9_expired_and_sender_told,

@@ -135,6 +135,16 @@ static void test_invalid_bytes_and_ids(void **state)
     assert_int_equal(decode(ack_zero, sizeof ack_zero, &code, &id), FRAME_REFUSED);
     const uint8_t ack[] = {0x08, 0x05, 0x1a, 0x04, 0x0a, 0x02, 0x07, 0x09};
     assert_int_equal(decode(ack, sizeof ack, &code, &id), FRAME_OK);
+    /* An ack may have id 0 (no AckResult wanted); nothing else may. */
+    const uint8_t ack_noid[] = {0x1a, 0x04, 0x0a, 0x02, 0x07, 0x09};
+    id = 99;
+    assert_int_equal(decode(ack_noid, sizeof ack_noid, &code, &id), FRAME_OK);
+    assert_int_equal(id, 0);
+    const uint8_t ack_noid_zero[] = {0x1a, 0x03, 0x0a, 0x01, 0x00}; /* still checked */
+    assert_int_equal(decode(ack_noid_zero, sizeof ack_noid_zero, &code, &id), FRAME_REFUSED);
+    assert_int_equal(id, 0);
+    const uint8_t send_noid[] = {0x12, 0x00};              /* send, no id */
+    assert_int_equal(decode(send_noid, sizeof send_noid, &code, &id), FRAME_INVALID);
 }
 
 static void test_allocation_budget(void **state)
