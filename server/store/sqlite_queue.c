@@ -930,6 +930,12 @@ enum parley_err sq_queue_apply(struct store *s, struct store_queue_op *ops, size
         err = last_given_id(c, &last);
     if (!err && n_sends && !sq(s)->seen_ready)
         seen_build(sq(s), c);
+    /* Each send's id is looked up in the filter, a cache miss or more each (it is as
+     * large as the remembered ids): start them all now, so the misses overlap. */
+    for (size_t i = 0; !err && i < n; i++)
+        if (ops[i].kind == STORE_QOP_SEND)
+            seen_filter_prefetch(&sq(s)->seen, seen_hash(&sq(s)->seen, ops[i].u.send.sender_device,
+                                                         ops[i].u.send.client_msg_id));
     if (gap)
         last += ID_RESTART_GAP;
     next = last + 1;
@@ -1269,7 +1275,7 @@ out:
         /* The purged ids are still in the filter: once it holds more keys than it was
          * sized for, build it again from what is left. */
         pthread_mutex_lock(&sq(s)->seen_mu);
-        if (sq(s)->seen_ready && (!sq(s)->seen.words || seen_filter_full(&sq(s)->seen)))
+        if (sq(s)->seen_ready && (!sq(s)->seen.n_layers || seen_filter_full(&sq(s)->seen)))
             seen_build(sq(s), c);
         pthread_mutex_unlock(&sq(s)->seen_mu);
     }
