@@ -431,9 +431,12 @@ enum parley_err writer_submit(struct writer *w, struct writer_job *j)
      * batch, a gathering one stops waiting once the batch is full. Waking it for every
      * job while it gathers costs two context switches per message on a shared core. */
     bool first_send = j->kind == WJOB_SEND && w->sends.n == 1; /* ends an acks-only wait */
-    if (w->state == W_IDLE || (w->state == W_GATHER && (gather_done(w) || first_send)))
-        pthread_cond_signal(&w->cv);
+    bool wake = w->state == W_IDLE || (w->state == W_GATHER && (gather_done(w) || first_send));
     pthread_mutex_unlock(&w->mu);
+    /* After the unlock: woken while this thread still held the mutex, the writer (often
+     * on the same core) would run only to block on it again, two context switches more. */
+    if (wake)
+        pthread_cond_signal(&w->cv);
     return PARLEY_OK;
 }
 
