@@ -2,8 +2,8 @@
  * fuzz_stream_frame.c — libFuzzer target for the stream's frame decoder
  * (server/stream/frame.c), the same function the server calls on every WebSocket
  * message. On FRAME_OK the frame must satisfy every rule the server relies on
- * afterwards (non-zero id but on an Ack, a known body, a 16-byte message id, valid distinct device
- * ids, sizes within the limits), else the target aborts. frame_release runs on every
+ * afterwards (a non-zero id but on an Ack, a known body, a 16-byte message id, valid
+ * distinct device ids, sizes within the limits), else the target aborts. frame_release runs on every
  * path, so leaks and double frees show under ASan.
  *
  * Differential: frame.c decodes by hand, so every input is also unpacked by protobuf-c
@@ -111,7 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     } else {
         CHECK(r.code && r.message);
-        CHECK(st == FRAME_INVALID || r.id != 0);
+        /* A refusal is answered with the request's id: non-zero, but for an id-0 ack */
+        CHECK(st == FRAME_INVALID || r.id != 0 ||
+              (r.cf && r.cf->body_case == PARLEY__STREAM__CLIENT_FRAME__BODY_ACK));
     }
     if (size > 0 && size <= DIFF_MAX_BYTES) { /* frame_decode refuses 0 bytes unread */
         Parley__Stream__ClientFrame *ref = parley__stream__client_frame__unpack(NULL, size, data);

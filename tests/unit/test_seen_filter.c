@@ -3,7 +3,8 @@
  * seen_filter.h): no key added is ever reported absent; at the load it was sized for,
  * false positives stay near the designed 0.3 %; a filter that could not be allocated
  * answers "maybe" to everything; "full" once past its size; grown far past its size it
- * still has no false negatives and few false positives; the hash tells apart keys that differ in the device or in one byte of the id.
+ * still has no false negatives and few false positives; the hash tells apart keys that
+ * differ in the device or in one byte of the id.
  */
 #include <setjmp.h>
 #include <stdarg.h>
