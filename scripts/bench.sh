@@ -179,13 +179,13 @@ run_gen parley-tls "$p" --target parley --only idle --tls
 stop_server
 
 # Relay P=100 and the drains again, in interleaved rounds. This machine's speed drifts
-# by up to ±25 % over minutes (a shared VM), and the runs above measure each target
-# minutes apart, so a single ratio can be off by a third. Each round runs the targets
-# back to back on servers started together; the P=100 and drain figures reported are
-# medians over the rounds and the run above, and each ratio the median of the rounds'
-# own ratios.
+# by up to 2x over minutes (a shared VM), and the runs above measure each target
+# minutes apart, so a single ratio can be off by a third or more. Each round runs the
+# targets back to back on servers started together; the P=100 and drain figures reported
+# are medians over the rounds and the run above, and each ratio the median of the
+# rounds' own ratios. Six rounds (about a minute each) keep the full run under 15 minutes.
 # `quick` has no rounds: it must stay under a minute.
-rounds=4
+rounds=6
 [ "$mode" = quick ] && rounds=0
 if [ "$rounds" -gt 0 ]; then
 pb=$(free_port); start_server round-bare "$pb" "$B/bench/bench_relay" --port "$pb"; pid_b=$spid
