@@ -3,8 +3,8 @@
  * (server/stream/frame.c), the same function the server calls on every WebSocket
  * message. On FRAME_OK the frame must satisfy every rule the server relies on
  * afterwards (a non-zero id but on an Ack, a known body, a 16-byte message id, valid
- * distinct device ids, sizes within the limits), else the target aborts. frame_release runs on every
- * path, so leaks and double frees show under ASan.
+ * distinct device ids, sizes within the limits), else the target aborts. frame_release
+ * runs on every path, so leaks and double frees show under ASan.
  *
  * Differential: frame.c decodes by hand, so every input is also unpacked by protobuf-c
  * (parley__stream__client_frame__unpack, default allocator). Both must accept or both
